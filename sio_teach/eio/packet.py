@@ -1,0 +1,116 @@
+"""Engine.IO v4 packets and payloads: the bytes on the wire.
+
+Spec: socketio/engine.io-protocol, README.md, "Packet encoding" and "Payload".
+
+A packet is a type digit followed by data::
+
+    0{"sid":"..."}   open        3probe   pong
+    1                close       4hello   message (text)
+    2                ping        5        upgrade
+    2probe           ping        6        noop
+
+A binary message has no type digit on a WebSocket (the frame is binary), and is written as
+``b`` + base64 inside an HTTP long-polling payload, where packets are joined by the record
+separator ``\\x1e``::
+
+    4hello\\x1ebAQIDBA==     ->  [message "hello", message b"\\x01\\x02\\x03\\x04"]
+
+Call :func:`encode_ws` / :func:`decode_ws` for WebSocket frames and :func:`encode_payload` /
+:func:`decode_payload` for polling bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from enum import IntEnum
+
+from sio_teach.errors import ProtocolError
+
+SEPARATOR = "\x1e"  # "the packets are separated by the record separator character: \x1e"
+
+
+class PacketType(IntEnum):
+    OPEN = 0
+    CLOSE = 1
+    PING = 2
+    PONG = 3
+    MESSAGE = 4
+    UPGRADE = 5
+    NOOP = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One Engine.IO packet. ``data`` is ``str`` for text, ``bytes`` for a binary message."""
+
+    type: PacketType
+    data: str | bytes = ""
+
+    @property
+    def binary(self) -> bool:
+        return isinstance(self.data, bytes)
+
+
+# Packets the protocol uses often, built once.
+PING = Packet(PacketType.PING)
+PONG = Packet(PacketType.PONG)
+NOOP = Packet(PacketType.NOOP)
+CLOSE = Packet(PacketType.CLOSE)
+UPGRADE = Packet(PacketType.UPGRADE)
+PING_PROBE = Packet(PacketType.PING, "probe")
+PONG_PROBE = Packet(PacketType.PONG, "probe")
+
+
+def encode_ws(packet: Packet) -> str | bytes:
+    """Return the WebSocket frame for ``packet``: text ``"<type><data>"`` or raw bytes."""
+    if isinstance(packet.data, bytes):
+        if packet.type != PacketType.MESSAGE:
+            raise ValueError("only message packets can carry binary data")
+        return packet.data  # "binary payloads are sent as is" (no type prefix)
+    return f"{packet.type}{packet.data}"
+
+
+def decode_ws(frame: str | bytes) -> Packet:
+    """Parse one WebSocket frame. Raises :class:`ProtocolError` on a malformed frame."""
+    if isinstance(frame, bytes):
+        return Packet(PacketType.MESSAGE, frame)
+    return _decode_text(frame)
+
+
+def encode_payload(packets: list[Packet]) -> str:
+    """Return the HTTP long-polling body carrying ``packets`` (binary as ``b`` + base64)."""
+    parts = []
+    for packet in packets:
+        if isinstance(packet.data, bytes):
+            parts.append("b" + base64.b64encode(packet.data).decode("ascii"))
+        else:
+            parts.append(f"{packet.type}{packet.data}")
+    return SEPARATOR.join(parts)
+
+
+def decode_payload(body: str | bytes) -> list[Packet]:
+    """Parse an HTTP long-polling body. Raises :class:`ProtocolError` on any malformed packet."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("payload is not valid UTF-8") from None
+    packets = []
+    for part in body.split(SEPARATOR):
+        if part.startswith("b"):
+            try:
+                data = base64.b64decode(part[1:], validate=True)
+            except (binascii.Error, ValueError):
+                raise ProtocolError("invalid base64 in binary packet") from None
+            packets.append(Packet(PacketType.MESSAGE, data))
+        else:
+            packets.append(_decode_text(part))
+    return packets
+
+
+def _decode_text(text: str) -> Packet:
+    if not text or not "0" <= text[0] <= "6":
+        raise ProtocolError(f"unknown packet type in {text[:20]!r}")
+    return Packet(PacketType(int(text[0])), text[1:])

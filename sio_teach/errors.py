@@ -1,0 +1,37 @@
+"""The errors sio_teach raises, named by whose fault they are.
+
+* :class:`ProtocolError` — the *remote* peer broke a rule of the protocol. It carries what the spec
+  assigns to the fault: an HTTP status and an Engine.IO error code (for HTTP requests), or just a
+  message (the connection is then closed).
+* Local misuse (calling an API wrongly) raises the standard ``ValueError`` / ``TypeError`` /
+  ``RuntimeError``: those are bugs in the caller's program, not in the peer.
+"""
+
+from __future__ import annotations
+
+
+class SioTeachError(Exception):
+    """Base class of every error raised by sio_teach itself."""
+
+
+class ProtocolError(SioTeachError):
+    """The remote peer sent something the protocol does not allow.
+
+    ``status`` and ``code`` are the HTTP status and Engine.IO error code that the spec (and the
+    reference server, engine.io ``lib/server.ts``) answer with; ``code`` is ``None`` when the fault
+    is not one of the numbered HTTP errors (a malformed packet, say: the connection is closed).
+    """
+
+    def __init__(self, message: str, *, status: int = 400, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+
+class ConnectError(SioTeachError):
+    """A connection could not be made or was lost (client side)."""
+
+
+class AckTimeoutError(SioTeachError, TimeoutError):
+    """An acknowledgement did not arrive in time."""

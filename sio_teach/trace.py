@@ -1,0 +1,133 @@
+"""The packet tracer: one record for every packet that crosses the wire.
+
+The transports call :meth:`Tracer.record` at the exact point where bytes are written to or read
+from a socket. A record says when (seconds since the tracer started), where (node), which session
+(a stable alias ``S1``, ``S2``… in order of first appearance, so outputs are deterministic), which way
+(``>`` sent, ``<`` received — the websockets library's convention), over what (``GET``, ``POST``,
+``ws``), and what the packet looked like on the wire. For an Engine.IO ``message`` that carries a
+Socket.IO packet, the line names both layers::
+
+    S1 > GET  eio open     0{"sid":"…","upgrades":["websocket"],"pingInterval":300,…}
+    S1 < POST sio CONNECT  40{"token":"abc"}
+    S1 > ws   sio EVENT    42["chat","hi"]
+
+A disabled tracer costs one attribute test per packet (the callers check :attr:`enabled`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+EIO_TYPES = ["open", "close", "ping", "pong", "message", "upgrade", "noop"]
+SIO_TYPES = ["CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_EVENT", "BINARY_ACK"]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    time: float  # seconds since the tracer started (or was cleared)
+    node: str  # "server", "client", "node-a" …
+    session: str  # stable alias: S1, S2 …
+    direction: str  # ">" sent, "<" received
+    transport: str  # "GET", "POST" or "ws"
+    layer: str  # "eio", or "sio" for a message carrying a Socket.IO packet
+    kind: str  # "open", "ping", "message", "EVENT", "binary" …
+    wire: str  # the packet as on the wire, trimmed
+    size: int  # bytes on the wire
+
+    def line(self, width: int = 100, times: bool = False) -> str:
+        """The record as one text line (without the time unless ``times``)."""
+        head = f"{self.session} {self.direction} {self.transport:<4} {self.layer} {self.kind:<8}"
+        text = f"{head} {self.wire}"
+        if len(text) > width:
+            text = text[: width - 1] + "…"
+        return f"{self.time * 1000:9.1f} ms {text}" if times else text
+
+
+class Tracer:
+    """Collects :class:`Record` objects; renders them as text, rows, or plots (see ``lab.py``).
+
+    ``sio=True`` names the Socket.IO packet inside each Engine.IO message. ``listeners`` are called
+    with each new record (a notebook uses one to grow a live display).
+    """
+
+    def __init__(
+        self,
+        node: str = "server",
+        *,
+        enabled: bool = True,
+        sio: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        limit: int = 100_000,
+    ) -> None:
+        self.node = node
+        self.enabled = enabled
+        self.sio = sio
+        self.clock = clock
+        self.limit = limit
+        self.records: list[Record] = []
+        self.listeners: list[Callable[[Record], None]] = []
+        self._aliases: dict[str, str] = {}
+        self._start = clock()
+
+    def alias(self, sid: str) -> str:
+        """The stable name of a session id: S1 for the first one seen, S2 for the next…"""
+        if sid not in self._aliases:
+            self._aliases[sid] = f"S{len(self._aliases) + 1}"
+        return self._aliases[sid]
+
+    def record(self, sid: str, direction: str, transport: str, wire: str | bytes) -> None:
+        """Note one packet, as written to or read from the wire."""
+        if isinstance(wire, bytes):
+            layer, kind, shown = "eio", "binary", f"<binary {len(wire)} B: {wire[:8].hex(' ')}>"
+        else:
+            layer, kind = self._describe(wire)
+            shown = wire.replace(sid, self.alias(sid)) if sid in wire else wire
+        rec = Record(
+            round(self.clock() - self._start, 6),
+            self.node,
+            self.alias(sid),
+            direction,
+            transport,
+            layer,
+            kind,
+            shown[:200],
+            len(wire) if isinstance(wire, bytes) else len(wire.encode()),
+        )
+        if len(self.records) < self.limit:
+            self.records.append(rec)
+        for listener in self.listeners:
+            listener(rec)
+
+    def record_payload(self, sid: str, direction: str, transport: str, body: str) -> None:
+        """Note each packet of a long-polling payload (packets are separated by ``\\x1e``)."""
+        for part in body.split("\x1e"):
+            self.record(sid, direction, transport, part)
+
+    def _describe(self, wire: str) -> tuple[str, str]:
+        if wire.startswith("b"):
+            return "eio", "binary"
+        if not wire or not "0" <= wire[0] <= "6":
+            return "eio", "?"
+        if wire[0] == "4" and self.sio and len(wire) > 1 and "0" <= wire[1] <= "6":
+            return "sio", SIO_TYPES[int(wire[1])]
+        return "eio", EIO_TYPES[int(wire[0])]
+
+    def clear(self) -> None:
+        """Forget every record and restart the clock (aliases are kept)."""
+        self.records.clear()
+        self._start = self.clock()
+
+    def lines(self, records: Iterable[Record] | None = None, **kwargs: object) -> list[str]:
+        return [r.line(**kwargs) for r in (self.records if records is None else records)]  # type: ignore[arg-type]
+
+    def text(self, **kwargs: object) -> str:
+        return "\n".join(self.lines(**kwargs))
+
+    def rows(self) -> list[dict[str, object]]:
+        """The records as dictionaries (for a table or a plot)."""
+        return [asdict(r) for r in self.records]
+
+    def __str__(self) -> str:
+        return self.text()
