@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from enum import Enum
 
+from sio_teach.eio.events import Closed, Event, Message, Upgraded
 from sio_teach.eio.packet import (
     CLOSE,
     NOOP,
@@ -79,26 +80,6 @@ TRANSITIONS: dict[tuple[State, str], State] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """The client sent a message (``str`` or ``bytes``)."""
-
-    data: str | bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Upgraded:
-    """The session now runs over WebSocket."""
-
-
-@dataclass(frozen=True, slots=True)
-class Closed:
-    """The session is over. ``reason`` as the reference server names it."""
-
-    reason: str
-
-
-Event = Message | Upgraded | Closed
 
 
 class ServerSession:

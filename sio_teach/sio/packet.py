@@ -57,7 +57,7 @@ _BINARY = {plain: binary for binary, plain in _PLAIN.items()}
 
 @dataclass(frozen=True, slots=True)
 class Packet:
-    """One Socket.IO packet, as an immutable value. ``data`` is the JSON payload (``None`` = absent)."""
+    """One Socket.IO packet, an immutable value. ``data`` is the JSON payload (``None``: absent)."""
 
     type: PacketType
     nsp: str = "/"
@@ -74,7 +74,7 @@ class Packet:
 
     @classmethod
     def connect_error(cls, nsp: str, message: str, data: Any = None) -> Packet:
-        """CONNECT_ERROR, the server refusing a namespace: payload ``{"message": ..[, "data": ..]}``."""
+        """CONNECT_ERROR, a server refusing a namespace: ``{"message": ...[, "data": ...]}``."""
         payload: dict[str, Any] = {"message": message}
         if data is not None:
             payload["data"] = data
@@ -97,7 +97,7 @@ class Packet:
 
 
 def has_binary(data: Any) -> bool:
-    """Whether ``data`` holds bytes anywhere inside its lists and dicts (socket.io-parser hasBinary)."""
+    """Whether ``data`` holds bytes anywhere in its lists and dicts (socket.io-parser hasBinary)."""
     if isinstance(data, _BINARY_TYPES):
         return True
     if isinstance(data, (list, tuple)):
@@ -109,7 +109,8 @@ def has_binary(data: Any) -> bool:
 
 def deconstruct(data: Any) -> tuple[Any, list[bytes]]:
     """Replace each bytes value by ``{"_placeholder": true, "num": i}``, numbered depth-first in
-    traversal order (socket.io-parser deconstructPacket). Returns (data with placeholders, attachments)."""
+    traversal order (socket.io-parser deconstructPacket). Returns (new data, attachments). Call it
+    yourself only to inspect; :func:`encode` calls it when needed."""
     attachments: list[bytes] = []
 
     def walk(value: Any) -> Any:
@@ -140,9 +141,11 @@ def reconstruct(data: Any, attachments: list[bytes]) -> Any:
     return data
 
 
-def _problem(ptype: PacketType, nsp: str, data: Any, present: bool, ack_id: int | None) -> str | None:
-    """Why this packet breaks the spec, or None. One rule table for both directions: encode() turns a
-    problem into ValueError (our bug), the Decoder into ProtocolError (the peer's)."""
+def _problem(
+    ptype: PacketType, nsp: str, data: Any, present: bool, ack_id: int | None
+) -> str | None:
+    """Why this packet breaks the spec, or None. One rule table for both directions: encode() turns
+    a problem into ValueError (our bug), the Decoder into ProtocolError (the peer's)."""
     ptype = _PLAIN.get(ptype, ptype)
     if not isinstance(nsp, str) or not nsp.startswith("/") or "," in nsp:
         # a comma ends the namespace on the wire (socket.io-parser isNamespaceValid)
@@ -159,8 +162,8 @@ def _problem(ptype: PacketType, nsp: str, data: Any, present: bool, ack_id: int 
     elif ptype is PacketType.CONNECT_ERROR:  # socket.io-parser isPayloadValid: string or object
         ok = isinstance(data, (dict, str))
     elif ptype is PacketType.EVENT:
-        # spec: "The payload is mandatory and MUST be a non-empty array." The reference also lets the
-        # event name be a number, but not one of the reserved names.
+        # spec: "The payload is mandatory and MUST be a non-empty array." The reference also lets
+        # the event name be a number, but not one of the reserved names.
         first = data[0] if isinstance(data, list) and data else None
         if isinstance(first, str) and first in RESERVED_EVENTS:
             return f"event name {first!r} is reserved"
@@ -173,10 +176,10 @@ def _problem(ptype: PacketType, nsp: str, data: Any, present: bool, ack_id: int 
 
 
 def encode(packet: Packet) -> tuple[str, list[bytes]]:
-    """Turn a packet into its wire form; call once per packet, or once per broadcast (the result can
-    be sent to any number of sockets). Returns ``(text, attachments)``: send ``text`` as one Engine.IO
-    message, then each attachment as one binary message, in order. Raises ValueError (or TypeError
-    for data JSON cannot hold) for a packet the spec forbids. The receiver's limit of
+    """Turn a packet into its wire form; call once per packet, or once per broadcast (the result
+    can be sent to any number of sockets). Returns ``(text, attachments)``: send ``text`` as one
+    Engine.IO message, then each attachment as one binary message, in order. Raises ValueError (or
+    TypeError, for data JSON cannot hold) for a packet the spec forbids. The receiver's limit of
     MAX_ATTACHMENTS is not enforced here."""
     ptype = _PLAIN.get(packet.type, packet.type)
     problem = _problem(ptype, packet.nsp, packet.data, packet.data is not None, packet.id)
@@ -188,7 +191,8 @@ def encode(packet: Packet) -> tuple[str, list[bytes]]:
     text = str(int(ptype))
     if attachments:  # "<# of binary attachments>-"
         text = f"{int(_BINARY[ptype])}{len(attachments)}-"
-    if packet.nsp != "/":  # "the namespace is only included if it is different from the main namespace"
+    # "the namespace is only included if it is different from the main namespace (`/`)"
+    if packet.nsp != "/":
         text += packet.nsp + ","
     if packet.id is not None:
         text += str(packet.id)
@@ -202,7 +206,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def _read_digits(text: str, start: int, max_digits: int) -> tuple[int | None, int]:
-    """Read the run of ASCII digits at ``text[start:]``: (its value or None if empty, index after it)."""
+    """Read the run of ASCII digits at ``text[start:]``: (its value or None, the index after it)."""
     end = start
     while end < len(text) and text[end] in _DIGITS:
         end += 1
@@ -212,8 +216,8 @@ def _read_digits(text: str, start: int, max_digits: int) -> tuple[int | None, in
 
 
 def decode_text(text: str, max_attachments: int = MAX_ATTACHMENTS) -> tuple[Packet, int]:
-    """Parse one text message: (packet, number of attachments still to come). With attachments the
-    packet's data still holds placeholders; prefer :class:`Decoder`, which also puts the bytes back."""
+    """Parse one text message: (packet, number of attachments still to come). With attachments,
+    the packet's data still holds placeholders: prefer :class:`Decoder`, which puts bytes back."""
     if not text or text[0] not in "0123456":
         raise ProtocolError(f"unknown packet type {text[:1]!r}")
     wire_type = PacketType(int(text[0]))

@@ -26,8 +26,9 @@ import tornado.web
 import tornado.websocket
 from tornado.httputil import HTTPServerRequest
 
+from sio_teach.eio.events import Message, Upgraded
 from sio_teach.eio.packet import Packet, decode_ws, encode_ws
-from sio_teach.eio.server_session import Config, Message, ServerSession, Upgraded
+from sio_teach.eio.server_session import Config, ServerSession
 from sio_teach.errors import ProtocolError
 from sio_teach.trace import Tracer
 

@@ -1,9 +1,10 @@
-"""Tests for sio_teach.sio.packet: golden vectors from the spec, round trips, and every rejection."""
+"""Tests for sio_teach.sio.packet: the spec's golden vectors, round trips, every rejection."""
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ PH1 = '{"_placeholder":true,"num":1}'
 
 
 def decode(text: str, *attachments: bytes) -> Packet:
-    """Feed one packet (text + attachments) to a fresh Decoder; it must complete exactly at the end."""
+    """Feed one packet (text, attachments) to a new Decoder; it must complete exactly at the end."""
     decoder = Decoder()
     result = decoder.receive_text(text)
     for attachment in attachments:
@@ -41,13 +42,21 @@ def decode(text: str, *attachments: bytes) -> Packet:
     return result
 
 
-# --- golden vectors: socket.io-protocol Readme.md "Packet encoding", "Sample session", "Test suite" --
+# --- golden vectors: socket.io-protocol Readme.md "Packet encoding", "Sample session", "Test suite"
 
 GOLDEN: list[tuple[Packet, str, list[bytes]]] = [
     (Packet(T.CONNECT), "0", []),
-    (Packet(T.CONNECT, data={"sid": "wZX3oN0bSVIhsaknAAAI"}), '0{"sid":"wZX3oN0bSVIhsaknAAAI"}', []),
+    (
+        Packet(T.CONNECT, data={"sid": "wZX3oN0bSVIhsaknAAAI"}),
+        '0{"sid":"wZX3oN0bSVIhsaknAAAI"}',
+        [],
+    ),
     (Packet(T.CONNECT, "/admin"), "0/admin,", []),
-    (Packet.connect("/admin", {"sid": "oSO0OpakMV_3jnilAAAA"}), '0/admin,{"sid":"oSO0OpakMV_3jnilAAAA"}', []),
+    (
+        Packet.connect("/admin", {"sid": "oSO0OpakMV_3jnilAAAA"}),
+        '0/admin,{"sid":"oSO0OpakMV_3jnilAAAA"}',
+        [],
+    ),
     (Packet.connect("/admin", {"token": "123"}), '0/admin,{"token":"123"}', []),
     (Packet.connect("/", {"token": "123"}), '0{"token":"123"}', []),
     (Packet.connect_error("/", "Not authorized"), '4{"message":"Not authorized"}', []),
@@ -60,14 +69,23 @@ GOLDEN: list[tuple[Packet, str, list[bytes]]] = [
     (Packet.event("/admin", "foo", id=13), '2/admin,13["foo"]', []),
     (Packet.ack("/admin", 13, "bar"), '3/admin,13["bar"]', []),
     (Packet.ack("/", 14, "bar"), '314["bar"]', []),
-    (Packet.event("/custom", "message-with-ack", "y", id=12), '2/custom,12["message-with-ack","y"]', []),
+    (
+        Packet.event("/custom", "message-with-ack", "y", id=12),
+        '2/custom,12["message-with-ack","y"]',
+        [],
+    ),
     (Packet.disconnect(), "1", []),
     (Packet.disconnect("/admin"), "1/admin,", []),
     (Packet.event("/", "baz", BUF), f'51-["baz",{PH0}]', [BUF]),
-    (Packet.event("/admin", "baz", b"\x01\x02", b"\x03\x04"), f'52-/admin,["baz",{PH0},{PH1}]', [b"\x01\x02", b"\x03\x04"]),
+    (
+        Packet.event("/admin", "baz", b"\x01\x02", b"\x03\x04"),
+        f'52-/admin,["baz",{PH0},{PH1}]',
+        [b"\x01\x02", b"\x03\x04"],
+    ),
     (Packet.event("/", "foo", BUF, id=14), f'51-14["foo",{PH0}]', [BUF]),
     (Packet.ack("/", 15, "bar", BUF), f'61-15["bar",{PH0}]', [BUF]),
-    (Packet.ack("/admin", 1, b"\xff"), f"61-/admin,1[{PH0}]", [b"\xff"]),  # sample session, after "4"
+    # the spec's sample session, "461-/admin,1[...]" without the Engine.IO "4"
+    (Packet.ack("/admin", 1, b"\xff"), f"61-/admin,1[{PH0}]", [b"\xff"]),
     (Packet.event("/", "héllo ☃", "ünïcode"), '2["héllo ☃","ünïcode"]', []),  # ensure_ascii=False
 ]
 
@@ -97,14 +115,18 @@ def test_nested_placeholders_are_numbered_depth_first() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("0/custom", Packet(T.CONNECT, "/custom")),  # nsp ends at end of string (protocol test suite)
+        # the namespace ends at the end of the string (the protocol's test suite sends this)
+        ("0/custom", Packet(T.CONNECT, "/custom")),
         ('0/custom,{"token":"abc"}', Packet(T.CONNECT, "/custom", {"token": "abc"})),
         ('2/,["x"]', Packet.event("/", "x")),  # an explicit main namespace
         ("1/admin", Packet(T.DISCONNECT, "/admin")),
         ('2[1,"a"]', Packet(T.EVENT, "/", [1, "a"])),  # the reference allows a numeric event name
         ('2007["a"]', Packet.event("/", "a", id=7)),  # leading zeros: JS Number("007") is 7
         ('2 ["a"] ', Packet.event("/", "a")),  # whitespace around JSON, as JSON.parse allows
-        ('2["a",{"_placeholder":true,"num":0}]', Packet.event("/", "a", {"_placeholder": True, "num": 0})),
+        (  # in a plain EVENT a placeholder-shaped dict is just data
+            '2["a",{"_placeholder":true,"num":0}]',
+            Packet.event("/", "a", {"_placeholder": True, "num": 0}),
+        ),
         (f'2{MAX_ACK_ID}["a"]', Packet.event("/", "a", id=MAX_ACK_ID)),
     ],
 )
@@ -115,7 +137,10 @@ def test_decode_accepts(text: str, expected: Packet) -> None:
 def test_decode_accepts_max_attachments() -> None:
     placeholders = ",".join(f'{{"_placeholder":true,"num":{i}}}' for i in range(MAX_ATTACHMENTS))
     buffers = [bytes([i]) for i in range(MAX_ATTACHMENTS)]
-    assert decode(f'5{MAX_ATTACHMENTS}-["many",{placeholders}]', *buffers).data == ["many", *buffers]
+    assert decode(f'5{MAX_ATTACHMENTS}-["many",{placeholders}]', *buffers).data == [
+        "many",
+        *buffers,
+    ]
 
 
 # --- binary types are a wire detail ---------------------------------------------------------------
@@ -131,7 +156,9 @@ def test_encode_upgrades_and_downgrades() -> None:
     assert encode(Packet(T.ACK, data=[BUF], id=1))[0].startswith("61-1")
     assert encode(Packet(T.BINARY_EVENT, data=["a"])) == ('2["a"]', [])
     assert encode(Packet(T.BINARY_ACK, data=[], id=2)) == ("32[]", [])
-    assert encode(Packet(T.BINARY_EVENT, data=["a", BUF])) == encode(Packet(T.EVENT, data=["a", BUF]))
+    assert encode(Packet(T.BINARY_EVENT, data=["a", BUF])) == encode(
+        Packet(T.EVENT, data=["a", BUF])
+    )
 
 
 def test_encode_accepts_bytearray_memoryview_and_tuples() -> None:
@@ -167,7 +194,7 @@ def test_one_decoder_many_packets_in_wire_order() -> None:
     assert decoder.awaiting == 1
     assert decoder.receive_binary(bytearray(b"2")) == Packet.event("/", "a", b"1", b"2")
     assert decoder.receive_text('2["b"]') == Packet.event("/", "b")
-    assert decoder.receive_text(f'61-3[{PH0}]') is None
+    assert decoder.receive_text(f"61-3[{PH0}]") is None
     assert decoder.receive_binary(b"3") == Packet.ack("/", 3, b"3")
 
 
@@ -231,83 +258,92 @@ def test_packet_refuses_unknown_type() -> None:
 
 # --- remote violations: ProtocolError ------------------------------------------------------------
 
-BAD_TEXT = {
+ATTACH, TYPE, LONG, JSON, NO_ID = (
+    "illegal attachments",
+    "unknown packet type",
+    "too long",
+    "JSON",
+    "ack id",
+)
+BAD_TEXT: dict[str, tuple[str, str]] = {  # rule: (text, what the error message must say)
     # type must be 0..6
-    "empty": "",
-    "type 7": '7["a"]',
-    "type 9": "9",
-    "type letter": 'a["a"]',
-    "type minus": '-1["a"]',
+    "empty": ("", TYPE),
+    "type 7": ('7["a"]', TYPE),
+    "type 9": ("9", TYPE),
+    "type letter": ('a["a"]', TYPE),
+    "type minus": ('-1["a"]', TYPE),
     # attachments: "<digits>-" required for BINARY_*, 1..MAX_ATTACHMENTS
-    "no attachment count": f'5["a",{PH0}]',
-    "no count before dash": f'5-["a",{PH0}]',
-    "no dash": f'51["a",{PH0}]',
-    "zero attachments": '50-["a"]',
-    "non-numeric count": f'5x-["a",{PH0}]',
-    "count with space": f'5 1-["a",{PH0}]',
-    "too many attachments": f'5{MAX_ATTACHMENTS + 1}-["a",{PH0}]',
-    "absurd count": f'599999-["a",{PH0}]',
-    "binary ack no count": f'6["a",{PH0}]',
+    "no attachment count": (f'5["a",{PH0}]', ATTACH),
+    "no count before dash": (f'5-["a",{PH0}]', ATTACH),
+    "no dash": (f'51["a",{PH0}]', ATTACH),
+    "zero attachments": ('50-["a"]', ATTACH),
+    "non-numeric count": (f'5x-["a",{PH0}]', ATTACH),
+    "count with space": (f'5 1-["a",{PH0}]', ATTACH),
+    "too many attachments": (f'5{MAX_ATTACHMENTS + 1}-["a",{PH0}]', "too many attachments"),
+    "absurd count": (f'599999-["a",{PH0}]', LONG),
+    "binary ack no count": (f'6["a",{PH0}]', ATTACH),
     # ack id: ASCII digits, at most 2**53 - 1, only on EVENT/ACK, mandatory on ACK
-    "id beyond 2**53-1": f'2{MAX_ACK_ID + 1}["a"]',
-    "id of 17 digits": '212345678901234567["a"]',
-    "id of 5000 digits": "2" + "1" * 5000 + '["a"]',
-    "non-ascii digit id": '2٣["a"]',
-    "id on CONNECT": "05{}",
-    "id on DISCONNECT": "1/a,5",
-    "id on CONNECT_ERROR": '45{"message":"x"}',
-    "ACK without id": "3[]",
-    "BINARY_ACK without id": f"61-[{PH0}]",
+    "id beyond 2**53-1": (f'2{MAX_ACK_ID + 1}["a"]', NO_ID),
+    "id of 17 digits": ('212345678901234567["a"]', LONG),
+    "id of 5000 digits": ("2" + "1" * 5000 + '["a"]', LONG),
+    "non-ascii digit id": ('2\u0663["a"]', JSON),  # ARABIC-INDIC DIGIT THREE is not a digit here
+    "id on CONNECT": ("05{}", "CONNECT packet carries no ack id"),
+    "id on DISCONNECT": ("1/a,5", "DISCONNECT packet carries no ack id"),
+    "id on CONNECT_ERROR": ('45{"message":"x"}', "CONNECT_ERROR packet carries no ack id"),
+    "ACK without id": ("3[]", "needs the ack id"),
+    "BINARY_ACK without id": (f"61-[{PH0}]", "needs the ack id"),
     # JSON payload must parse
-    "truncated JSON": '2["foo"',
-    "garbage JSON": "2{bad}",
-    "trailing garbage": '2["foo"]x',
-    "single quotes": "2['foo']",
-    "NaN": '2["a",NaN]',
-    "Infinity": '2["a",-Infinity]',
-    "int too long": '2["a",' + "9" * 5000 + "]",
-    "deep nesting": "2" + "[" * 100_000 + "]" * 100_000,
-    "deep nesting in dict": '0{"a":' * 100_000 + "1" + "}" * 100_000,
+    "truncated JSON": ('2["foo"', JSON),
+    "garbage JSON": ("2{bad}", JSON),
+    "trailing garbage": ('2["foo"]x', JSON),
+    "single quotes": ("2['foo']", JSON),
+    "NaN": ('2["a",NaN]', "NaN is not JSON"),
+    "Infinity": ('2["a",-Infinity]', "Infinity is not JSON"),
+    "int too long": ('2["a",' + "9" * 5000 + "]", JSON),
+    "deep nesting": ("2" + "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    "deep nesting in dict": ("0" + '{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
     # CONNECT: object or absent
-    "CONNECT list": '0["a"]',
-    "CONNECT string": '0"token"',
-    "CONNECT null": "0null",
-    "CONNECT trailing garbage": "0/a,{}x",
-    "CONNECT bool": "0true",
+    "CONNECT list": ('0["a"]', "invalid CONNECT payload"),
+    "CONNECT string": ('0"token"', "invalid CONNECT payload"),
+    "CONNECT null": ("0null", "invalid CONNECT payload"),
+    "CONNECT bool": ("0true", "invalid CONNECT payload"),
+    "CONNECT trailing garbage": ("0/a,{}x", JSON),
     # DISCONNECT: no payload
-    "DISCONNECT object": "1{}",
-    "DISCONNECT nsp object": "1/admin,{}",
-    "DISCONNECT null": "1null",
+    "DISCONNECT object": ("1{}", "invalid DISCONNECT payload"),
+    "DISCONNECT nsp object": ("1/admin,{}", "invalid DISCONNECT payload"),
+    "DISCONNECT null": ("1null", "invalid DISCONNECT payload"),
     # CONNECT_ERROR: object or string
-    "CONNECT_ERROR absent": "4",
-    "CONNECT_ERROR list": '4["x"]',
-    "CONNECT_ERROR null": "4/a,null",
+    "CONNECT_ERROR absent": ("4", "invalid CONNECT_ERROR payload"),
+    "CONNECT_ERROR list": ('4["x"]', "invalid CONNECT_ERROR payload"),
+    "CONNECT_ERROR null": ("4/a,null", "invalid CONNECT_ERROR payload"),
     # EVENT: non-empty list, name a non-reserved string or a number
-    "EVENT absent": "2",
-    "EVENT absent with nsp": "2/admin,",
-    "EVENT absent with id": "212",
-    "EVENT empty list": "2[]",
-    "EVENT object": '2{"a":1}',
-    "EVENT string": '2"foo"',
-    "EVENT null name": "2[null]",
-    "EVENT bool name": "2[true]",
-    "EVENT list name": '2[["a"]]',
-    "EVENT dict name": '2[{"a":1}]',
-    "BINARY_EVENT empty": f"51-{PH0}",
-    "BINARY_EVENT placeholder name": f"51-[{PH0}]",
+    "EVENT absent": ("2", "invalid EVENT payload"),
+    "EVENT absent with nsp": ("2/admin,", "invalid EVENT payload"),
+    "EVENT nsp to the end": ("2/admin", "invalid EVENT payload"),
+    "EVENT absent with id": ("212", "invalid EVENT payload"),
+    "EVENT empty list": ("2[]", "invalid EVENT payload"),
+    "EVENT object": ('2{"a":1}', "invalid EVENT payload"),
+    "EVENT string": ('2"foo"', "invalid EVENT payload"),
+    "EVENT null name": ("2[null]", "invalid EVENT payload"),
+    "EVENT bool name": ("2[true]", "invalid EVENT payload"),
+    "EVENT list name": ('2[["a"]]', "invalid EVENT payload"),
+    "EVENT dict name": ('2[{"a":1}]', "invalid EVENT payload"),
+    "BINARY_EVENT no list": (f"51-{PH0}", "invalid EVENT payload"),
+    "BINARY_EVENT placeholder name": (f"51-[{PH0}]", "invalid EVENT payload"),
     # ACK: a list
-    "ACK absent": "31",
-    "ACK object": "31{}",
-    "ACK string": '31"x"',
-    "BINARY_ACK object": f'61-1{{"a":{PH0}}}',
+    "ACK absent": ("31", "invalid ACK payload"),
+    "ACK object": ("31{}", "invalid ACK payload"),
+    "ACK string": ('31"x"', "invalid ACK payload"),
+    "BINARY_ACK object": (f'61-1{{"a":{PH0}}}', "invalid ACK payload"),
 }
-BAD_TEXT.update({f"reserved {name}": f'2["{name}"]' for name in sorted(RESERVED_EVENTS)})
-BAD_TEXT.update({f"reserved {name} binary": f'51-["{name}",{PH0}]' for name in ("connect", "disconnect")})
+for _name in sorted(RESERVED_EVENTS):
+    BAD_TEXT[f"reserved {_name}"] = (f'2["{_name}"]', "reserved")
+    BAD_TEXT[f"reserved {_name} binary"] = (f'51-["{_name}",{PH0}]', "reserved")
 
 
-@pytest.mark.parametrize("text", BAD_TEXT.values(), ids=BAD_TEXT.keys())
-def test_decode_rejects_text(text: str) -> None:
-    with pytest.raises(ProtocolError):
+@pytest.mark.parametrize(("text", "reason"), BAD_TEXT.values(), ids=BAD_TEXT.keys())
+def test_decode_rejects_text(text: str, reason: str) -> None:
+    with pytest.raises(ProtocolError, match=re.escape(reason)):
         Decoder().receive_text(text)
 
 

@@ -1,0 +1,289 @@
+"""The Engine.IO client on Tornado: HTTP long-polling, WebSocket, and the upgrade between them.
+
+Every rule lives in :class:`sio_teach.eio.client_session.ClientSession`; this module makes the
+requests, runs the loops, arms the heartbeat timer and records each packet in the tracer::
+
+    client = EngineClient("http://127.0.0.1:3000", path="/engine.io/")
+    client.on_message = print
+    await client.connect()          # polling handshake, then upgrade to WebSocket in the background
+    client.send("hello")
+    await client.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import urllib.parse
+from collections.abc import Callable
+
+import tornado.httpclient
+import tornado.ioloop
+import tornado.websocket
+
+from sio_teach.eio.client_session import ClientSession, State
+from sio_teach.eio.events import Closed, Message
+from sio_teach.eio.packet import Packet, decode_ws, encode_ws
+from sio_teach.errors import ConnectError, ProtocolError
+from sio_teach.trace import Tracer
+
+log = logging.getLogger("sio_teach.eio.client")
+
+
+class EngineClient:
+    """An Engine.IO v4 client. Set ``on_message(data)`` and ``on_close(reason)`` before connecting.
+
+    ``transports`` as in the official client: ``("polling", "websocket")`` (the default) starts with
+    long-polling and upgrades; ``("websocket",)`` opens a WebSocket only; ``("polling",)`` never
+    upgrades.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        path: str = "/engine.io/",
+        transports: tuple[str, ...] | list[str] = ("polling", "websocket"),
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        tracer: Tracer | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.base = f"{parts.scheme}://{parts.netloc}{path}"
+        self.transports = tuple(transports)
+        self.query = dict(query or {})
+        self.headers = dict(headers or {})
+        self.tracer = tracer or Tracer("client", enabled=False)
+        self.connect_timeout = connect_timeout
+        self.on_message: Callable[[str | bytes], None] = lambda data: None
+        self.on_close: Callable[[str], None] = lambda reason: None
+        self.session = ClientSession(self.transports[0])
+        self.ws: tornado.websocket.WebSocketClientConnection | None = None
+        self._http = tornado.httpclient.AsyncHTTPClient(force_instance=True, max_clients=4)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._poll_task: asyncio.Task[None] | None = None
+        self._post_task: asyncio.Task[None] | None = None
+        self._pausing = False  # the upgrade asked polling to stop after the current requests
+        self._timer: object | None = None
+        self.closed = asyncio.Event()
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def sid(self) -> str | None:
+        return self.session.sid
+
+    @property
+    def transport(self) -> str:
+        return self.session.transport
+
+    async def connect(self) -> None:
+        """Handshake on the first transport. Raises :class:`ConnectError` if the server refuses."""
+        try:
+            if self.transports[0] == "polling":
+                body = await self._get(record=False)
+                self.session.receive_payload(body, self._now())
+                self._record_payload("<", "GET", body)  # now that the sid is known
+                self._poll_task = self._spawn(self._poll_loop())
+                if "websocket" in self.transports and "websocket" in self.session.handshake.upgrades:  # type: ignore[union-attr]
+                    self._spawn(self._upgrade())
+            else:
+                ws = await self._open_ws()
+                frame = await self._read(ws, record=False)
+                self.session.receive(decode_ws(frame), self._now())
+                self._record("<", "ws", frame)
+                self.ws = ws
+                self._spawn(self._ws_loop(ws))
+        except (OSError, tornado.httpclient.HTTPClientError, ProtocolError, TimeoutError) as error:
+            self.session.lost("transport error")
+            self._cleanup()
+            raise ConnectError(f"cannot connect to {self.base}: {error}") from error
+        self._after()
+
+    def send(self, data: str | bytes) -> None:
+        """Send one message (text or binary). Raises ``RuntimeError`` once closed."""
+        self.session.send(data)
+        self._after()
+
+    async def close(self) -> None:
+        """Send the close packet and wait until the session is over."""
+        if not self.session.closed:
+            self.session.close()
+            self._after()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drain(), 2.0)
+        self._cleanup()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return tornado.ioloop.IOLoop.current().time()
+
+    def _spawn(self, coro: object) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _url(self, transport: str, scheme: str = "http") -> str:
+        query = {**self.query, "EIO": "4", "transport": transport}
+        if self.sid:
+            query["sid"] = self.sid
+        if transport == "polling":
+            query["t"] = secrets.token_urlsafe(6)  # cache-buster, as the official client does
+        url = f"{self.base}?{urllib.parse.urlencode(query)}"
+        return url.replace("http", "ws", 1) if scheme == "ws" else url
+
+    def _record(self, direction: str, transport: str, wire: str | bytes) -> None:
+        if self.tracer.enabled:
+            self.tracer.record(self.sid or "?", direction, transport, wire)
+
+    def _record_payload(self, direction: str, transport: str, body: str) -> None:
+        if self.tracer.enabled:
+            self.tracer.record_payload(self.sid or "?", direction, transport, body)
+
+    async def _get(self, record: bool = True) -> str:
+        handshake = self.session.handshake
+        timeout = handshake.ping_interval + handshake.ping_timeout + 5 if handshake else 30
+        response = await self._http.fetch(
+            self._url("polling"), headers=self.headers, request_timeout=timeout
+        )
+        body = response.body.decode()
+        if record:
+            self._record_payload("<", "GET", body)
+        return body
+
+    async def _post(self) -> None:
+        while self.session.has_outgoing() and not self._pausing and self.ws is None:
+            body = self.session.take_payload()
+            self._record_payload(">", "POST", body)
+            try:
+                await self._http.fetch(
+                    self._url("polling"), method="POST", body=body, headers=self.headers
+                )
+            except (OSError, tornado.httpclient.HTTPClientError) as error:
+                log.info("POST failed: %s", error)
+                self.session.lost("transport error")
+                break
+        self._post_task = None
+        self._after()
+
+    async def _poll_loop(self) -> None:
+        """Long-poll: one GET at a time, until closed or paused for the upgrade."""
+        while self.session.state in (State.POLLING, State.UPGRADING) and not self._pausing:
+            try:
+                body = await self._get()
+                self.session.receive_payload(body, self._now())
+            except ProtocolError as error:
+                log.info("bad payload: %s", error)
+                self.session.lost("parse error")
+            except (OSError, tornado.httpclient.HTTPClientError) as error:
+                log.info("GET failed: %s", error)
+                self.session.lost("transport error")
+            self._after()
+        self._poll_task = None
+
+    async def _open_ws(self) -> tornado.websocket.WebSocketClientConnection:
+        request = tornado.httpclient.HTTPRequest(
+            self._url("websocket", "ws"), headers=self.headers, connect_timeout=self.connect_timeout
+        )
+        return await asyncio.wait_for(tornado.websocket.websocket_connect(request), self.connect_timeout)
+
+    async def _read(self, ws: tornado.websocket.WebSocketClientConnection, record: bool = True) -> str | bytes:
+        frame = await asyncio.wait_for(ws.read_message(), self.connect_timeout)
+        if frame is None:
+            raise ConnectError("WebSocket closed")
+        if record:
+            self._record("<", "ws", frame)
+        return frame
+
+    def _write(self, ws: tornado.websocket.WebSocketClientConnection, packet: Packet) -> None:
+        frame = encode_ws(packet)
+        self._record(">", "ws", frame)
+        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+            ws.write_message(frame, binary=isinstance(frame, bytes))
+
+    async def _upgrade(self) -> None:
+        """Probe a WebSocket; once ``3probe`` arrives, pause polling and send ``5``."""
+        try:
+            ws = await self._open_ws()
+            self._write(ws, self.session.start_upgrade())
+            self.session.receive_probe(decode_ws(await self._read(ws)))
+        except (OSError, tornado.httpclient.HTTPClientError, ProtocolError, ConnectError, TimeoutError) as error:
+            log.info("upgrade failed, staying on polling: %s", error)
+            self.session.probe_failed()
+            return
+        self._pausing = True  # the server answers the pending GET with a noop
+        await asyncio.gather(*(t for t in (self._poll_task, self._post_task) if t))
+        self._pausing = False
+        if self.session.closed:
+            ws.close()
+            return
+        self._write(ws, self.session.finish_upgrade())
+        self.ws = ws
+        self._spawn(self._ws_loop(ws))
+        self._after()
+
+    async def _ws_loop(self, ws: tornado.websocket.WebSocketClientConnection) -> None:
+        while True:
+            frame = await ws.read_message()
+            if frame is None:
+                self.session.lost("transport close")
+                self._after()
+                return
+            self._record("<", "ws", frame)
+            try:
+                self.session.receive(decode_ws(frame), self._now())
+            except ProtocolError as error:
+                log.info("bad frame: %s", error)
+                self.session.lost("parse error")
+            self._after()
+
+    def _after(self) -> None:
+        """After every change: deliver events, write what is queued, re-arm the heartbeat timer."""
+        session = self.session
+        for event in session.events():
+            if isinstance(event, Message):
+                self.on_message(event.data)
+            elif isinstance(event, Closed):
+                self.on_close(event.reason)
+        if self.ws is not None:
+            for packet in session.take_outgoing():
+                self._write(self.ws, packet)
+        elif session.has_outgoing() and self._post_task is None and not self._pausing:
+            if session.state is not State.OPENING:
+                self._post_task = self._spawn(self._post())
+        loop = tornado.ioloop.IOLoop.current()
+        if self._timer is not None:
+            loop.remove_timeout(self._timer)
+            self._timer = None
+        deadline = session.next_deadline()
+        if deadline is not None:
+            self._timer = loop.call_at(deadline, self._on_timer)
+        if session.closed and not self.closed.is_set():
+            self.closed.set()
+            if self.ws is not None and not session.has_outgoing():
+                self.ws.close()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.session.handle_timeout(self._now())
+        self._after()
+
+    async def _drain(self) -> None:
+        """Wait for the close packet to leave and the loops to end."""
+        while self._post_task is not None or self._poll_task is not None:
+            await asyncio.sleep(0.01)
+
+    def _cleanup(self) -> None:
+        if self.ws is not None:
+            self.ws.close()
+        for task in list(self._tasks):
+            task.cancel()
+        self._http.close()
+        if self._timer is not None:
+            tornado.ioloop.IOLoop.current().remove_timeout(self._timer)
+            self._timer = None
