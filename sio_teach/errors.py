@@ -35,3 +35,16 @@ class ConnectError(SioTeachError):
 
 class AckTimeoutError(SioTeachError, TimeoutError):
     """An acknowledgement did not arrive in time."""
+
+
+class ConnectRefused(SioTeachError):
+    """Raise in a namespace middleware to refuse a connection.
+
+    The client receives CONNECT_ERROR ``{"message": message, "data": data}`` (``data`` only when
+    given) and its ``connect_error`` handler runs; the Engine.IO connection stays open.
+    """
+
+    def __init__(self, message: str = "Connection refused", data: object = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data

@@ -19,6 +19,7 @@ import signal
 
 import tornado.web
 
+from sio_teach.server import Server, Socket
 from sio_teach.transports.eio_server import EngineServer, EngineSocket
 
 SETTINGS = dict(ping_interval=0.3, ping_timeout=0.2, max_payload=1_000_000, cors_origins="*")
@@ -29,20 +30,65 @@ def echo(socket: EngineSocket) -> None:
     socket.on_message = socket.send
 
 
+def register(nsp_server: Server, namespace: str) -> None:
+    """The handlers of the conformance document, section 2.2, on one namespace."""
+    nsp = nsp_server.of(namespace)
+
+    @nsp.on("connect")
+    def on_connect(socket: Socket, auth: dict) -> None:
+        socket.emit("auth", auth)  # after the CONNECT reply, as the document asks
+
+    @nsp.on("message")
+    def message(socket: Socket, *args: object) -> None:
+        socket.emit("message-back", *args)
+
+    @nsp.on("message-with-ack")
+    def message_with_ack(socket: Socket, *args: object) -> tuple:
+        return args  # the ACK carries the same args (BINARY_ACK when one is bytes)
+
+    @nsp.on("join")
+    def join(socket: Socket, room: str) -> str:
+        socket.join(room)
+        return room
+
+    @nsp.on("leave")
+    def leave(socket: Socket, room: str) -> str:
+        socket.leave(room)
+        return room
+
+    @nsp.on("to-room")
+    def to_room(socket: Socket, room: str, *args: object) -> tuple:
+        socket.to(room).emit("room-message", *args)
+        return ()
+
+    @nsp.on("broadcast")
+    def broadcast(socket: Socket, *args: object) -> tuple:
+        socket.broadcast.emit("broadcast-message", *args)
+        return ()
+
+    @nsp.on("call-me-back")
+    def call_me_back(socket: Socket, *args: object) -> None:
+        socket.emit("callback", *args, callback=lambda *v: socket.emit("callback-ack", *v))
+
+    @nsp.on("disconnect-me")
+    def disconnect_me(socket: Socket) -> None:
+        socket.disconnect()
+
+
+def socketio_server(**options: object) -> Server:
+    """The Socket.IO app of the conformance document (namespaces ``/`` and ``/custom``)."""
+    sio = Server(connect_timeout=1.0, **{**SETTINGS, **options})  # type: ignore[arg-type]
+    for namespace in ("/", "/custom"):
+        register(sio, namespace)
+    return sio
+
+
 def make_app() -> tuple[tornado.web.Application, list[EngineServer]]:
     """The Tornado application and the Engine.IO servers it mounts (to close them on exit)."""
     engine = EngineServer(echo, **SETTINGS)  # type: ignore[arg-type]
-    routes = engine.routes("/engine.io/")
-    servers = [engine]
-    try:
-        from sio_teach.examples.conformance_sio import socketio_server
-    except ImportError:  # the Socket.IO layer is optional for the raw Engine.IO checks
-        pass
-    else:
-        sio = socketio_server(SETTINGS)
-        routes += sio.routes("/socket.io/")
-        servers.append(sio.engine)
-    return tornado.web.Application(routes), servers
+    sio = socketio_server()
+    routes = engine.routes("/engine.io/") + sio.routes("/socket.io/")
+    return tornado.web.Application(routes), [engine, sio.engine]
 
 
 async def serve(port: int, host: str = "127.0.0.1") -> None:

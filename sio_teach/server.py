@@ -1,0 +1,523 @@
+"""The Socket.IO v5 server: namespaces, sockets, events, acks, rooms and broadcasts.
+
+It sits on the Engine.IO server (``transports/eio_server.py``): every Socket.IO packet travels in
+one Engine.IO ``message`` (plus one binary message per attachment). One Engine.IO connection (a
+:class:`Connection`) carries many namespaces; each connected namespace is a :class:`Socket`.
+
+    sio = Server()
+
+    @sio.on("connect")
+    async def on_connect(socket, auth):
+        socket.join("lobby")
+
+    @sio.on("chat")
+    async def on_chat(socket, text):
+        sio.to("lobby").except_(socket.id).emit("chat", text)
+        return "delivered"                 # the return value is the ACK
+
+    app = tornado.web.Application(sio.routes())
+
+The rules quoted below come from socket.io-protocol ``Readme.md``; where it is silent, from the
+reference server (socket.io ``lib/client.ts``, ``lib/namespace.ts``, ``lib/socket.ts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import tornado.ioloop
+
+from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter
+from sio_teach.errors import AckTimeoutError, ConnectRefused, ProtocolError
+from sio_teach.sio.packet import Decoder, Packet, PacketType, encode
+from sio_teach.trace import Tracer
+from sio_teach.transports.eio_server import EngineServer, EngineSocket
+
+log = logging.getLogger("sio_teach.server")
+
+Handler = Callable[..., Any]
+NamespaceMatcher = str | re.Pattern[str] | Callable[[str, dict[str, Any]], bool]
+
+
+async def call(handler: Handler, *args: Any) -> Any:
+    """Call a handler that may be a plain function or a coroutine function."""
+    result = handler(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def ack_args(result: Any) -> list[Any]:
+    """A handler's return value as ACK arguments: a tuple → its items (``()`` → an empty ACK),
+    anything else → ``[value]``. (``None`` means "no ACK": see :meth:`Socket._run`.)"""
+    return list(result) if isinstance(result, tuple) else [result]
+
+
+def ack_value(args: list[Any]) -> Any:
+    """ACK arguments as a Python value: [] → None, [x] → x, more → a tuple."""
+    return None if not args else args[0] if len(args) == 1 else tuple(args)
+
+
+class Server:
+    """A Socket.IO server. Mount :meth:`routes` on a Tornado application.
+
+    Engine.IO options (seconds and bytes) are passed through; ``connect_timeout`` is how long a new
+    connection may wait before sending its first CONNECT (45 s in the reference server).
+    """
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = 45.0,
+        tracer: Tracer | None = None,
+        adapter: Callable[[str, Any], MemoryAdapter] = MemoryAdapter,
+        sid_factory: Callable[[], str] | None = None,
+        **engine_options: Any,
+    ) -> None:
+        self.tracer = tracer or Tracer(enabled=False, sio=True)
+        self.tracer.sio = True
+        if sid_factory is not None:
+            engine_options["sid_factory"] = sid_factory
+        self.engine = EngineServer(self._on_engine_connect, tracer=self.tracer, **engine_options)
+        self.connect_timeout = connect_timeout
+        self.adapter_factory = adapter
+        self.sid_factory = sid_factory or (lambda: secrets.token_urlsafe(15))
+        self.namespaces: dict[str, Namespace] = {}
+        self.parent_namespaces: list[tuple[NamespaceMatcher, Namespace]] = []
+        self.of("/")
+
+    # -- namespaces --------------------------------------------------------------------------
+
+    def of(self, name: NamespaceMatcher) -> Namespace:
+        """The namespace ``name`` (created on first use). A regex or a predicate ``(name, auth)``
+        makes a *dynamic* namespace: its handlers serve every matching name, created on demand."""
+        if isinstance(name, str):
+            if name not in self.namespaces:
+                self.namespaces[name] = Namespace(self, name)
+            return self.namespaces[name]
+        parent = Namespace(self, str(getattr(name, "pattern", name)))
+        self.parent_namespaces.append((name, parent))
+        return parent
+
+    def _find_namespace(self, name: str, auth: dict[str, Any]) -> Namespace | None:
+        if name in self.namespaces:
+            return self.namespaces[name]
+        for matcher, parent in self.parent_namespaces:
+            matched = (
+                matcher.fullmatch(name) if isinstance(matcher, re.Pattern) else matcher(name, auth)  # type: ignore[operator]
+            )
+            if matched:
+                child = self.of(name)
+                child.handlers, child.middlewares = parent.handlers, parent.middlewares
+                child.any_handlers = parent.any_handlers
+                return child
+        return None
+
+    # -- the API of the main namespace ---------------------------------------------------------
+
+    def on(self, event: str, handler: Handler | None = None, namespace: str = "/") -> Any:
+        """Register a handler (usable as a decorator). ``connect`` gets ``(socket, auth)``,
+        ``disconnect`` gets ``(socket, reason)``, any other event ``(socket, *args)``."""
+        return self.of(namespace).on(event, handler)
+
+    def use(self, middleware: Handler, namespace: str = "/") -> None:
+        self.of(namespace).use(middleware)
+
+    def to(self, *rooms: str) -> BroadcastOperator:
+        return self.of("/").to(*rooms)
+
+    in_ = to
+
+    def except_(self, *rooms: str) -> BroadcastOperator:
+        return self.of("/").except_(*rooms)
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to every socket of the main namespace."""
+        self.of("/").emit(event, *args)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self.of("/").timeout(seconds)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self.of("/").volatile
+
+    def routes(self, path: str = "/socket.io/") -> list[tuple[str, type, dict[str, Any]]]:
+        return self.engine.routes(path)
+
+    def close(self) -> None:
+        """Disconnect everyone (each socket gets its disconnect handler called)."""
+        self.engine.close_all()
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def _on_engine_connect(self, eio: EngineSocket) -> None:
+        Connection(self, eio)
+
+
+class Connection:
+    """One Engine.IO connection, carrying one :class:`Socket` per connected namespace."""
+
+    def __init__(self, server: Server, eio: EngineSocket) -> None:
+        self.server = server
+        self.eio = eio
+        self.decoder = Decoder()
+        self.sockets: dict[str, Socket] = {}
+        self.connecting: set[str] = set()
+        eio.on_message = self.on_message
+        eio.on_close = self.on_close
+        # "a client must send a CONNECT packet" within connectTimeout, else the server closes.
+        loop = tornado.ioloop.IOLoop.current()
+        self._connect_timer = loop.call_later(server.connect_timeout, self._check_connected)
+
+    def _check_connected(self) -> None:
+        if not self.sockets:
+            self.eio.close("connect timeout")
+
+    def send(self, packet: Packet) -> None:
+        text, attachments = encode(packet)
+        self.send_encoded(text, attachments)
+
+    def send_encoded(self, text: str, attachments: list[bytes]) -> None:
+        """Send a packet already encoded (a broadcast encodes once for all its recipients)."""
+        self.eio.send(text)
+        for attachment in attachments:
+            self.eio.send(attachment)
+
+    def on_message(self, data: str | bytes) -> None:
+        try:
+            packet = (
+                self.decoder.receive_text(data)
+                if isinstance(data, str)
+                else self.decoder.receive_binary(data)
+            )
+        except ProtocolError as error:
+            log.info("connection %s: %s", self.eio.sid, error)
+            self.eio.close("parse error")
+            return
+        if packet is not None:
+            self.dispatch(packet)
+
+    def dispatch(self, packet: Packet) -> None:
+        kind = packet.type
+        if kind is PacketType.CONNECT:
+            if packet.nsp not in self.sockets and packet.nsp not in self.connecting:
+                self.connecting.add(packet.nsp)
+                asyncio.ensure_future(self.connect(packet.nsp, packet.data or {}))
+            return
+        socket = self.sockets.get(packet.nsp)
+        if socket is None:  # "an EVENT received before any CONNECT is not dispatched"
+            return
+        if kind is PacketType.DISCONNECT:
+            socket._closed("client namespace disconnect")
+        elif kind is PacketType.EVENT:
+            socket._on_event(packet)
+        elif kind is PacketType.ACK:
+            socket._on_ack(packet)
+        else:  # CONNECT_ERROR only travels from server to client
+            self.eio.close("parse error")
+
+    async def connect(self, name: str, auth: dict[str, Any]) -> None:
+        """CONNECT: find the namespace, run its middlewares, reply, then call its connect handler."""
+        nsp = self.server._find_namespace(name, auth)
+        if nsp is None:
+            self.connecting.discard(name)
+            self.send(Packet.connect_error(name, "Invalid namespace"))
+            return
+        socket = Socket(nsp, self, auth)
+        try:
+            for middleware in nsp.middlewares:
+                await call(middleware, socket)
+        except ConnectRefused as refusal:
+            self.connecting.discard(name)
+            self.send(Packet.connect_error(name, refusal.message, refusal.data))
+            return
+        self.connecting.discard(name)
+        if self.eio.session.closed:
+            return
+        self.sockets[name] = socket
+        nsp._add(socket)
+        self.send(Packet.connect(name, {"sid": socket.id}))
+        handler = nsp.handlers.get("connect")
+        if handler is not None:
+            await socket._run(handler, socket, auth)
+
+    def on_close(self, reason: str) -> None:
+        tornado.ioloop.IOLoop.current().remove_timeout(self._connect_timer)
+        if reason == "forced close":
+            reason = "server shutting down"
+        for socket in list(self.sockets.values()):
+            socket._closed(reason)
+
+
+class Socket:
+    """A client connected to one namespace. Handlers receive it as their first argument."""
+
+    def __init__(self, nsp: Namespace, conn: Connection, auth: dict[str, Any]) -> None:
+        self.nsp = nsp
+        self.conn = conn
+        self.id = nsp.server.sid_factory()
+        request = conn.eio.request
+        self.handshake = {
+            "headers": dict(request.headers),
+            "query": {k: v[-1].decode() for k, v in request.query_arguments.items()},
+            "address": request.remote_ip,
+            "auth": auth,
+            "url": request.uri,
+        }
+        self.data: dict[str, Any] = {}  # free for the application
+        self.connected = False
+        self.acks: dict[int, Callable[[list[Any]], None]] = {}
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} on {self.nsp.name}>"
+
+    # -- rooms --------------------------------------------------------------------------------
+
+    @property
+    def rooms(self) -> set[str]:
+        return self.nsp.adapter.socket_rooms(self.id)
+
+    def join(self, *rooms: str) -> None:
+        self.nsp.adapter.add_all(self.id, rooms)
+
+    def leave(self, room: str) -> None:
+        self.nsp.adapter.delete(self.id, room)
+
+    def to(self, *rooms: str) -> BroadcastOperator:
+        """Broadcast from this socket: to ``rooms``, never back to this socket."""
+        return BroadcastOperator(self.nsp, BroadcastOptions(frozenset(rooms), frozenset([self.id])))
+
+    in_ = to
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Every other socket of this namespace."""
+        return self.to()
+
+    # -- emitting -----------------------------------------------------------------------------
+
+    def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> None:
+        """Send ``event`` to this client. With ``callback``, the client's ACK calls it."""
+        if not self.connected:
+            return
+        for listener in self.nsp.any_outgoing:
+            listener(self, event, *args)
+        ack_id = None
+        if callback is not None:
+            ack_id = self.nsp.next_ack_id()
+            self.acks[ack_id] = lambda values: callback(*values)
+        self.conn.send(Packet.event(self.nsp.name, event, *args, id=ack_id))
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
+        """Send ``event`` and wait for the client's ACK; returns its value (see :func:`ack_value`).
+        Raises :class:`AckTimeoutError` after ``timeout`` seconds."""
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self.emit(event, *args, callback=lambda *values: future.done() or future.set_result(list(values)))
+        try:
+            return ack_value(await asyncio.wait_for(future, timeout))
+        except TimeoutError:
+            raise AckTimeoutError(f"no ack for {event!r} within {timeout} s") from None
+
+    def disconnect(self, close: bool = False) -> None:
+        """Leave this namespace (the client gets DISCONNECT), or close the whole connection."""
+        if close:
+            self.conn.eio.close("server namespace disconnect")
+            return
+        if self.connected:
+            self.conn.send(Packet.disconnect(self.nsp.name))
+            self._closed("server namespace disconnect")
+
+    # -- incoming -----------------------------------------------------------------------------
+
+    def _on_event(self, packet: Packet) -> None:
+        event, *args = packet.data
+        for listener in self.nsp.any_handlers:
+            listener(self, event, *args)
+        handler = self.nsp.handlers.get(event)
+        if handler is None:
+            return  # an event nobody listens to gets no ACK
+        asyncio.ensure_future(self._run(handler, self, *args, ack_id=packet.id))
+
+    async def _run(self, handler: Handler, *args: Any, ack_id: int | None = None) -> None:
+        try:
+            result = await call(handler, *args)
+        except Exception:
+            log.exception("handler %r failed", handler)
+            return
+        # Returning None sends no ACK (the client's ack then times out), like a JS handler that
+        # never calls its callback; return () for an empty ACK.
+        if ack_id is not None and result is not None and self.connected:
+            self.conn.send(Packet.ack(self.nsp.name, ack_id, *ack_args(result)))
+
+    def _on_ack(self, packet: Packet) -> None:
+        callback = self.acks.pop(packet.id, None)  # type: ignore[arg-type]
+        if callback is not None:
+            callback(packet.data)
+
+    def _closed(self, reason: str) -> None:
+        if not self.connected:
+            return
+        self.connected = False
+        self.conn.sockets.pop(self.nsp.name, None)
+        self.nsp._remove(self)
+        self.acks.clear()
+        handler = self.nsp.handlers.get("disconnect")
+        if handler is not None:
+            asyncio.ensure_future(call(handler, self, reason))
+
+
+class Namespace:
+    """A namespace: its handlers, middlewares, sockets and rooms (through its adapter)."""
+
+    def __init__(self, server: Server, name: str) -> None:
+        self.server = server
+        self.name = name
+        self.handlers: dict[str, Handler] = {}
+        self.middlewares: list[Handler] = []
+        self.any_handlers: list[Handler] = []
+        self.any_outgoing: list[Handler] = []
+        self.sockets: dict[str, Socket] = {}
+        self.adapter = server.adapter_factory(name, self._deliver)
+        self._ack_ids = itertools.count()
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        if handler is None:
+            return lambda h: self.on(event, h)
+        self.handlers[event] = handler
+        return handler
+
+    def use(self, middleware: Handler) -> None:
+        """Add a middleware ``(socket)``; it refuses a connection by raising :class:`ConnectRefused`."""
+        self.middlewares.append(middleware)
+
+    def on_any(self, listener: Handler) -> Handler:
+        """A catch-all for incoming events: ``listener(socket, event, *args)``."""
+        self.any_handlers.append(listener)
+        return listener
+
+    def on_any_outgoing(self, listener: Handler) -> Handler:
+        self.any_outgoing.append(listener)
+        return listener
+
+    def next_ack_id(self) -> int:
+        return next(self._ack_ids)
+
+    def _add(self, socket: Socket) -> None:
+        socket.connected = True
+        self.sockets[socket.id] = socket
+        self.adapter.add_all(socket.id, [socket.id])  # every socket is in the room of its own id
+
+    def _remove(self, socket: Socket) -> None:
+        self.sockets.pop(socket.id, None)
+        self.adapter.del_all(socket.id)
+
+    def _deliver(self, sid: str, text: str, attachments: list[bytes], volatile: bool) -> None:
+        socket = self.sockets.get(sid)
+        if socket is not None and (not volatile or socket.conn.eio.writable):
+            socket.conn.send_encoded(text, attachments)
+
+    # broadcasting
+    def to(self, *rooms: str) -> BroadcastOperator:
+        return BroadcastOperator(self, BroadcastOptions(frozenset(rooms)))
+
+    in_ = to
+
+    def except_(self, *rooms: str) -> BroadcastOperator:
+        return BroadcastOperator(self).except_(*rooms)
+
+    def emit(self, event: str, *args: Any) -> None:
+        BroadcastOperator(self).emit(event, *args)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return BroadcastOperator(self).timeout(seconds)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return BroadcastOperator(self).volatile
+
+    def sockets_in(self, *rooms: str) -> list[Socket]:
+        opts = BroadcastOptions(frozenset(rooms))
+        return [self.sockets[sid] for sid in self.adapter.recipients(opts) if sid in self.sockets]
+
+
+class BroadcastOperator:
+    """A broadcast being built: ``nsp.to("a").except_("b").volatile.emit(...)``. Immutable."""
+
+    def __init__(
+        self, nsp: Namespace, opts: BroadcastOptions | None = None, ack_timeout: float | None = None
+    ) -> None:
+        self.nsp = nsp
+        self.opts = opts or BroadcastOptions()
+        self.ack_timeout = ack_timeout
+
+    def _with(self, **changes: Any) -> BroadcastOperator:
+        fields = {"rooms": self.opts.rooms, "except_": self.opts.except_, "volatile": self.opts.volatile}
+        fields.update(changes)
+        return BroadcastOperator(self.nsp, BroadcastOptions(**fields), self.ack_timeout)
+
+    def to(self, *rooms: str) -> BroadcastOperator:
+        return self._with(rooms=self.opts.rooms | set(rooms))
+
+    in_ = to
+
+    def except_(self, *rooms: str) -> BroadcastOperator:
+        return self._with(except_=self.opts.except_ | set(rooms))
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self._with(volatile=True)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return BroadcastOperator(self.nsp, self.opts, seconds)
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Send to every matching socket; the packet is encoded once for all of them."""
+        self.nsp.adapter.broadcast(Packet.event(self.nsp.name, event, *args), self.opts)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """Broadcast and collect one ACK value per recipient (within :meth:`timeout`).
+
+        Raises :class:`AckTimeoutError` if some recipients did not answer in time.
+        """
+        ack_id = self.nsp.next_ack_id()  # one id for every recipient, as the reference does
+        recipients = self.nsp.adapter.recipients(self.opts)
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[list[Any]]] = []
+        for sid in recipients:
+            socket = self.nsp.sockets.get(sid)
+            if socket is None:
+                continue
+            future: asyncio.Future[list[Any]] = loop.create_future()
+            socket.acks[ack_id] = lambda values, f=future: f.done() or f.set_result(values)
+            futures.append(future)
+        self.nsp.adapter.broadcast(Packet.event(self.nsp.name, event, *args, id=ack_id), self.opts)
+        if not futures:
+            return []
+        done, pending = await asyncio.wait(futures, timeout=self.ack_timeout)
+        if pending:
+            raise AckTimeoutError(f"{len(pending)} of {len(futures)} clients did not ack {event!r}")
+        return [ack_value(f.result()) for f in futures]
+
+    def sockets(self) -> list[Socket]:
+        return [self.nsp.sockets[s] for s in self.nsp.adapter.recipients(self.opts) if s in self.nsp.sockets]
+
+    def join(self, *rooms: str) -> None:
+        for socket in self.sockets():
+            socket.join(*rooms)
+
+    def leave(self, room: str) -> None:
+        for socket in self.sockets():
+            socket.leave(room)
+
+    def disconnect(self, close: bool = False) -> None:
+        for socket in self.sockets():
+            socket.disconnect(close)
+
