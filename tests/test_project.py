@@ -14,7 +14,8 @@ def test_environment_yml_installs_the_project_with_every_extra() -> None:
     text = (ROOT / "environment.yml").read_text()
     pip_lines = re.findall(r"^\s+- (-e .+)$", text, re.M)
     assert pip_lines == ["-e .[dev]"]
-    conda_deps = re.findall(r"^  - (\w[\w.-]*)", text, re.M)
+    dependencies = text.split("dependencies:", 1)[1]
+    conda_deps = re.findall(r"^  - (\w[\w.-]*)", dependencies, re.M)
     assert set(conda_deps) <= {"python", "pip", "nodejs"}, conda_deps
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     python_min = project["requires-python"].removeprefix(">=")
