@@ -124,15 +124,22 @@ class ClientSession:
     def _open(self, packet: Packet, now: float) -> None:
         try:
             info = json.loads(packet.data)
-            self.handshake = Handshake(
-                sid=str(info["sid"]),
-                upgrades=list(info.get("upgrades", [])),
+            handshake = Handshake(
+                sid=info["sid"],
+                upgrades=info.get("upgrades", []),
                 ping_interval=info["pingInterval"] / 1000,
                 ping_timeout=info["pingTimeout"] / 1000,
-                max_payload=int(info.get("maxPayload", 1_000_000)),
+                max_payload=info.get("maxPayload", 1_000_000),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ProtocolError(f"bad open packet: {error}") from None
+        if not (
+            isinstance(handshake.sid, str)
+            and isinstance(handshake.upgrades, list)
+            and isinstance(handshake.max_payload, int)
+        ):
+            raise ProtocolError(f"bad open packet: {packet.data[:100]}")
+        self.handshake = handshake
         self._go("open " + self.transport)
         self._arm_heartbeat(now)
 
@@ -194,9 +201,8 @@ class ClientSession:
     def take_payload(self) -> str:
         """One POST body: as many queued packets as fit in the server's maxPayload (at least one)."""
         limit = self.handshake.max_payload if self.handshake else 1_000_000
-        count, size = 0, 0
+        count, size = 0, -1  # n packets need n - 1 separators (engine.io-client _getWritablePackets)
         for packet in self._outbox:
-            # each packet costs its encoding plus one separator (engine.io-client _getWritablePackets)
             size += len(encode_payload([packet]).encode()) + 1
             if count and size > limit:
                 break

@@ -28,7 +28,7 @@ from tornado.httputil import HTTPServerRequest
 
 from sio_teach.eio.events import Message, Upgraded
 from sio_teach.eio.packet import Packet, decode_ws, encode_ws
-from sio_teach.eio.server_session import Config, ServerSession
+from sio_teach.eio.server_session import Config, ServerSession, State
 from sio_teach.errors import ProtocolError
 from sio_teach.trace import Tracer
 
@@ -107,10 +107,12 @@ class EngineSocket:
         elif self.get_waiter is not None and session.polling_ready():
             if not self.get_waiter.done():
                 self.get_waiter.set_result(None)
+        probe = self.probe
+        if probe is not None and (session.closed or probe.probed and session.state is State.POLLING):
+            probe.close()  # the upgrade timed out, or the session ended, before the `5`
+            self.probe = None
         if session.forgettable:
             self.server.sessions.pop(self.sid, None)
-            if self.probe is not None:
-                self.probe.close()
         self._arm_timer(session.next_deadline())
 
     def _arm_timer(self, deadline: float | None) -> None:
@@ -205,6 +207,7 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
     def initialize(self, engine: EngineServer) -> None:
         self.engine = engine
         self.socket = None
+        self.probed = False  # this WebSocket answered a `2probe` (it is upgrading a session)
 
     # -- request checks (engine.io lib/server.ts `verify`) -----------------------------------
 
@@ -385,6 +388,7 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
             if socket.probe is self:
                 reply = socket.session.receive_probe(packet, now)
                 if reply is not None:
+                    self.probed = True
                     self.write_packet(reply)
             else:
                 socket.session.receive(packet, now)
