@@ -235,14 +235,19 @@ class Connection:
         try:
             for middleware in nsp.middlewares:
                 await call(middleware, socket)
-        except ConnectRefused as refusal:
+        except Exception as error:  # a refusal, or a bug in a middleware: the client must hear
             self.connecting.discard(name)
-            self.send(Packet.connect_error(name, refusal.message, refusal.data))
+            if isinstance(error, ConnectRefused):
+                self.send(Packet.connect_error(name, error.message, error.data))
+            else:
+                log.exception("middleware failed on %s", name)
+                self.send(Packet.connect_error(name, "Internal server error"))
             return
         self.connecting.discard(name)
         if self.eio.session.closed:
             return
         self.sockets[name] = socket
+        tornado.ioloop.IOLoop.current().remove_timeout(self._connect_timer)  # a CONNECT arrived
         nsp._add(socket)
         self.send(Packet.connect(name, {"sid": socket.id}))
         handler = nsp.handlers.get("connect")

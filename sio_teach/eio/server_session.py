@@ -85,14 +85,22 @@ TRANSITIONS: dict[tuple[State, str], State] = {
 class ServerSession:
     """One client's Engine.IO session. Create it when the handshake request arrives."""
 
-    def __init__(self, sid: str, config: Config, now: float, transport: str = "polling") -> None:
+    def __init__(
+        self,
+        sid: str,
+        config: Config,
+        now: float,
+        transport: str = "polling",
+        upgrades: tuple[str, ...] = ("websocket",),
+    ) -> None:
         self.sid = sid
         self.config = config
         self.transport = transport
         self.state = State.POLLING if transport == "polling" else State.WEBSOCKET
-        upgrades = ["websocket"] if transport == "polling" else []
+        # the open packet offers the upgrades "the server supports" from this transport
+        upgrades = upgrades if transport == "polling" else ()
         self.close_reason: str | None = None
-        self._outbox: list[Packet] = [config.handshake(sid, upgrades)]
+        self._outbox: list[Packet] = [config.handshake(sid, list(upgrades))]
         self._events: list[Event] = []
         # Heartbeat (v4): the server pings every pingInterval and waits pingTimeout for the pong.
         self._next_ping: float | None = now + config.ping_interval

@@ -94,7 +94,8 @@ class EngineSocket:
         session = self.session
         for event in session.events():
             if isinstance(event, Message):
-                self.on_message(event.data)
+                if not session.closed:  # the application may close on a bad message: drop the rest
+                    self.on_message(event.data)
             elif isinstance(event, Upgraded):
                 self.ws, self.probe = self.probe, None
             else:
@@ -172,7 +173,8 @@ class EngineServer:
 
     def open_session(self, transport: str, request: HTTPServerRequest) -> EngineSocket:
         sid = self.sid_factory()
-        session = ServerSession(sid, self.config, self.now(), transport)
+        upgrades = tuple(t for t in self.transports if t == "websocket")
+        session = ServerSession(sid, self.config, self.now(), transport, upgrades)
         socket = EngineSocket(self, session, request)
         self.sessions[sid] = socket
         self.on_connect(socket)
