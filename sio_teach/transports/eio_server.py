@@ -68,6 +68,7 @@ class EngineSocket:
         self.probe: EngineHandler | None = None  # a WebSocket that is probing
         self._timer: object | None = None
         self._timer_at: float | None = None
+        self.closed_by_server = False
 
     @property
     def transport(self) -> str:
@@ -86,6 +87,7 @@ class EngineSocket:
 
     def close(self, reason: str = "forced close") -> None:
         """Close the session from the server side (the client gets a close packet)."""
+        self.closed_by_server = True
         self.session.close(reason, now=self.server.now())
         self.after()
 
@@ -94,8 +96,11 @@ class EngineSocket:
         session = self.session
         for event in session.events():
             if isinstance(event, Message):
-                if not session.closed:  # the application may close on a bad message: drop the rest
-                    self.on_message(event.data)
+                if not self.closed_by_server:  # the app closed on a bad message: drop the rest
+                    try:
+                        self.on_message(event.data)
+                    except Exception:
+                        log.exception("session %s: on_message failed", self.sid)
             elif isinstance(event, Upgraded):
                 self.ws, self.probe = self.probe, None
             else:

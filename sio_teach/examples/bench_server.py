@@ -1,0 +1,92 @@
+"""A small Socket.IO server for load tests and benchmarks.
+
+    python -m sio_teach.examples.bench_server --port 3000
+
+On the main namespace ``/``:
+
+* every socket is in room ``r`` from the start: a middleware joins it, so it is a member *before*
+  the CONNECT reply leaves (a broadcast sent right after a client connects already reaches it);
+* ``echo`` (``...args``) → acknowledges with the same args (nothing when no ack was asked for);
+* ``bcast`` (``...args``) → emits ``msg`` with the same args to room ``r``, the sender included;
+* ``ping`` (``...args``) → emits ``pong`` with the same args to the sender.
+
+It exits cleanly on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import tornado.web
+
+from sio_teach.server import Server, Socket
+
+ROOM = "r"
+
+
+def make_server(**options: Any) -> Server:
+    """The benchmark app (Engine.IO options such as ``ping_interval`` are passed through)."""
+    sio = Server(**{"cors_origins": "*", **options})
+
+    def join_room(socket: Socket) -> None:
+        # Middlewares run before the CONNECT reply is sent; the connect handler runs after it.
+        socket.join(ROOM)
+
+    sio.use(join_room)
+
+    @sio.on("echo")
+    def echo(socket: Socket, *args: Any) -> tuple:
+        return args  # the ACK carries the same args (sent only when the client asked for one)
+
+    @sio.on("bcast")
+    def bcast(socket: Socket, *args: Any) -> None:
+        sio.to(ROOM).emit("msg", *args)  # encoded once, the sender included
+
+    @sio.on("ping")
+    def ping(socket: Socket, *args: Any) -> None:
+        socket.emit("pong", *args)
+
+    return sio
+
+
+async def serve(port: int, host: str = "127.0.0.1", **options: Any) -> None:
+    """Serve until SIGTERM / SIGINT, then close every session and stop listening."""
+    sio = make_server(**options)
+    http = tornado.web.Application(sio.routes("/socket.io/")).listen(port, host)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"bench server on http://{host}:{port}/socket.io/", flush=True)
+    await stop.wait()
+    http.stop()
+    sio.close()
+    await asyncio.sleep(0.05)  # let the close packets leave
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--ping-interval", type=float, default=25.0, help="seconds")
+    parser.add_argument("--ping-timeout", type=float, default=20.0, help="seconds")
+    parser.add_argument("--max-payload", type=int, default=1_000_000, help="bytes")
+    args = parser.parse_args()
+    logging.getLogger("tornado.access").setLevel(logging.ERROR)
+    asyncio.run(
+        serve(
+            args.port,
+            args.host,
+            ping_interval=args.ping_interval,
+            ping_timeout=args.ping_timeout,
+            max_payload=args.max_payload,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
