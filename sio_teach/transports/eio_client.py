@@ -99,6 +99,7 @@ class EngineClient:
                 self._spawn(self._ws_loop(ws))
         except (OSError, tornado.httpclient.HTTPClientError, ProtocolError, TimeoutError) as error:
             self.session.lost("transport error")
+            self._after()
             self._cleanup()
             raise ConnectError(f"cannot connect to {self.base}: {error}") from error
         self._after()
@@ -219,8 +220,9 @@ class EngineClient:
         self._pausing = True  # the server answers the pending GET with a noop
         await asyncio.gather(*(t for t in (self._poll_task, self._post_task) if t))
         self._pausing = False
-        if self.session.closed:
+        if self.session.closed:  # closed during the pause: the close packet leaves on polling
             ws.close()
+            self._after()
             return
         self._write(ws, self.session.finish_upgrade())
         self.ws = ws
@@ -275,7 +277,7 @@ class EngineClient:
 
     async def _drain(self) -> None:
         """Wait for the close packet to leave and the loops to end."""
-        while self._post_task is not None or self._poll_task is not None:
+        while self._pausing or self._post_task or self._poll_task or self.session.has_outgoing():
             await asyncio.sleep(0.01)
 
     def _cleanup(self) -> None:
