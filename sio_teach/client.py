@@ -84,7 +84,11 @@ class ClientSocket:
         handler = self.handlers.get(event)
         if handler is None:
             return None
-        result = handler(*args)
+        try:
+            result = handler(*args)
+        except Exception:  # a bug in a handler must not break the connection
+            log.exception("handler for %r failed", event)
+            return None
         if inspect.isawaitable(result):
             return asyncio.ensure_future(result)
         return result
@@ -94,6 +98,8 @@ class ClientSocket:
     async def connect(self, timeout: float = 10.0) -> None:
         """Connect this namespace (and the connection if needed). Raises :class:`ConnectError`
         if the server refuses the namespace (its ``connect_error`` message) or does not answer."""
+        if self.connected:
+            return  # a second CONNECT would be a protocol error for the server
         self.active = True
         loop = asyncio.get_running_loop()
         self._connected_future = loop.create_future()
@@ -122,8 +128,9 @@ class ClientSocket:
 
     def emit(
         self, event: str, *args: Any, callback: Handler | None = None, volatile: bool = False
-    ) -> None:
-        """Send ``event``. While disconnected it is buffered (or dropped if ``volatile``)."""
+    ) -> int | None:
+        """Send ``event``. While disconnected it is buffered (or dropped if ``volatile``).
+        Returns the ack id when a ``callback`` waits for the server's ACK."""
         ack_id = None
         if callback is not None:
             ack_id = self._next_ack
@@ -134,15 +141,17 @@ class ClientSocket:
             self.manager.send(packet)
         elif not volatile:
             self.send_buffer.append(packet)
+        return ack_id
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
         """Send ``event`` and wait for the server's ACK: its single value, ``None`` for an empty
         ACK, a tuple for several. Raises :class:`AckTimeoutError` after ``timeout`` seconds."""
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self.emit(event, *args, callback=lambda *v: future.done() or future.set_result(list(v)))
+        ack_id = self.emit(event, *args, callback=lambda *v: future.done() or future.set_result(list(v)))
         try:
             return _ack_value(await asyncio.wait_for(future, timeout))
         except TimeoutError:
+            self.acks.pop(ack_id, None)  # type: ignore[arg-type]  # a late ACK is ignored
             raise AckTimeoutError(f"no ack for {event!r} within {timeout} s") from None
 
     # -- incoming ------------------------------------------------------------------------------
@@ -161,6 +170,7 @@ class ClientSocket:
                 self._connected_future.set_result(None)
         elif kind is PacketType.CONNECT_ERROR:
             self.active = False
+            self.manager._close_if_idle()
             data = packet.data
             self._fire("connect_error", data)
             message = data.get("message") if isinstance(data, dict) else str(data)
@@ -169,10 +179,14 @@ class ClientSocket:
         elif kind is PacketType.DISCONNECT:
             self.active = False
             self._on_disconnect("io server disconnect")
+            self.manager._close_if_idle()
         elif kind is PacketType.EVENT and self.connected:
             event, *args = packet.data
             for handler in self.any_handlers:
-                handler(event, *args)
+                try:
+                    handler(event, *args)
+                except Exception:
+                    log.exception("catch-all handler failed")
             result = self._fire(event, *args)
             if packet.id is not None:
                 self._ack_when_done(packet.id, result)
@@ -277,6 +291,13 @@ class Client(ClientSocket):
             self._reconnect_task.cancel()
         if self.engine is not None:
             await self.engine.close()
+
+    def _close_if_idle(self) -> None:
+        """No namespace is left (refused or disconnected by the server): close the connection,
+        as the official client's ``Manager._destroy`` does."""
+        if not any(s.active for s in self.sockets.values()):
+            self._closing = True
+            asyncio.ensure_future(self.close())
 
     def _on_message(self, data: str | bytes) -> None:
         try:

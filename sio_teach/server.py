@@ -54,6 +54,16 @@ async def call(handler: Handler, *args: Any) -> Any:
     return result
 
 
+def _listen(listener: Handler, *args: Any) -> None:
+    """Call a catch-all listener (plain or coroutine function); its failure is only logged."""
+    try:
+        result = listener(*args)
+        if inspect.isawaitable(result):
+            asyncio.ensure_future(result)
+    except Exception:
+        log.exception("listener %r failed", listener)
+
+
 def ack_args(result: Any) -> list[Any]:
     """A handler's return value as ACK arguments: a tuple → its items (``()`` → an empty ACK),
     anything else → ``[value]``. (``None`` means "no ACK": see :meth:`Socket._run`.)"""
@@ -116,7 +126,7 @@ class Server:
             if matched:
                 child = self.of(name)
                 child.handlers, child.middlewares = parent.handlers, parent.middlewares
-                child.any_handlers = parent.any_handlers
+                child.any_handlers, child.any_outgoing = parent.any_handlers, parent.any_outgoing
                 return child
         return None
 
@@ -237,6 +247,7 @@ class Connection:
                 await call(middleware, socket)
         except Exception as error:  # a refusal, or a bug in a middleware: the client must hear
             self.connecting.discard(name)
+            nsp.adapter.del_all(socket.id)  # forget rooms a middleware joined
             if isinstance(error, ConnectRefused):
                 self.send(Packet.connect_error(name, error.message, error.data))
             else:
@@ -245,6 +256,7 @@ class Connection:
             return
         self.connecting.discard(name)
         if self.eio.session.closed:
+            nsp.adapter.del_all(socket.id)
             return
         self.sockets[name] = socket
         tornado.ioloop.IOLoop.current().remove_timeout(self._connect_timer)  # a CONNECT arrived
@@ -309,26 +321,31 @@ class Socket:
 
     # -- emitting -----------------------------------------------------------------------------
 
-    def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> None:
-        """Send ``event`` to this client. With ``callback``, the client's ACK calls it."""
+    def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> int | None:
+        """Send ``event`` to this client. With ``callback``, the client's ACK calls it (the ack
+        id is returned)."""
         if not self.connected:
-            return
+            return None
         for listener in self.nsp.any_outgoing:
-            listener(self, event, *args)
+            _listen(listener, self, event, *args)
         ack_id = None
         if callback is not None:
             ack_id = self.nsp.next_ack_id()
             self.acks[ack_id] = lambda values: callback(*values)
         self.conn.send(Packet.event(self.nsp.name, event, *args, id=ack_id))
+        return ack_id
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
         """Send ``event`` and wait for the client's ACK; returns its value (see :func:`ack_value`).
         Raises :class:`AckTimeoutError` after ``timeout`` seconds."""
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self.emit(event, *args, callback=lambda *values: future.done() or future.set_result(list(values)))
+        ack_id = self.emit(
+            event, *args, callback=lambda *values: future.done() or future.set_result(list(values))
+        )
         try:
             return ack_value(await asyncio.wait_for(future, timeout))
         except TimeoutError:
+            self.acks.pop(ack_id, None)  # type: ignore[arg-type]  # a late ACK is ignored
             raise AckTimeoutError(f"no ack for {event!r} within {timeout} s") from None
 
     def disconnect(self, close: bool = False) -> None:
@@ -345,7 +362,7 @@ class Socket:
     def _on_event(self, packet: Packet) -> None:
         event, *args = packet.data
         for listener in self.nsp.any_handlers:
-            listener(self, event, *args)
+            _listen(listener, self, event, *args)
         handler = self.nsp.handlers.get(event)
         if handler is None:
             return  # an event nobody listens to gets no ACK

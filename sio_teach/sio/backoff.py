@@ -21,7 +21,12 @@ class Backoff:
 
     def duration(self, attempt: int, rand: float) -> float:
         """Seconds to wait before attempt number ``attempt`` (0-based); ``rand`` in [0, 1)."""
-        ms = self.delay * 1000 * self.factor**attempt
+        try:
+            ms = self.delay * 1000 * self.factor**attempt
+        except OverflowError:  # attempt 1024 and beyond: far past the cap anyway
+            return self.delay_max
+        if ms >= self.delay_max * 1000:  # also keeps inf * jitter out of int()
+            ms = self.delay_max * 1000 * (1 + self.randomization)
         if self.randomization:
             deviation = int(rand * self.randomization * ms)
             # backo2: the tenths digit of rand picks the sign

@@ -110,7 +110,9 @@ class EngineClient:
         self._after()
 
     async def close(self) -> None:
-        """Send the close packet and wait until the session is over."""
+        """Send what is queued, then the close packet; wait until the session is over."""
+        with contextlib.suppress(TimeoutError):  # engine.io-client waits for "drain" first
+            await asyncio.wait_for(self._drain(), 2.0)
         if not self.session.closed:
             self.session.close()
             self._after()
