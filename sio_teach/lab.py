@@ -4,10 +4,7 @@
     with live_trace(lab.tracer):                 # watch the packets while the scenario runs
         ...                                      # (every scenario cell awaits its own end)
     print(lab.tracer.text())                     # the deterministic trace that nbval checks
-    await lab.stop()
-
-Lab mode is deterministic at the source: session ids come from a counter (``sid-0001``…, never
-outside a notebook: real ids must be unguessable), traces say ``S1``, ``S2``…, access logs are quiet.
+    await lab.stop()                             # every session, WebSocket and port closed
 """
 
 from __future__ import annotations
@@ -22,10 +19,10 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import tornado.httpserver
-import tornado.ioloop
 import tornado.netutil
 import tornado.web
 import tornado.websocket
+from IPython.display import Pretty, display
 
 from sio_teach.server import Server
 from sio_teach.trace import Record, Tracer
@@ -36,7 +33,7 @@ COLORS = {"GET": "tab:blue", "POST": "tab:orange", "ws": "tab:green"}
 
 
 def counter_ids(prefix: str = "sid") -> Callable[[], str]:
-    """Predictable ids for lab mode: ``sid-0001``, ``sid-0002``…"""
+    """Predictable ids for lab mode: ``sid-0001``, ``sid-0002``… (never outside a notebook)."""
     counter = itertools.count(1)
     return lambda: f"{prefix}-{next(counter):04d}"
 
@@ -52,51 +49,40 @@ def echo(socket: EngineSocket) -> None:
 
 
 async def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    """Return once ``predicate()`` is true (checked every 5 ms); ``TimeoutError`` after ``timeout``."""
+    """Return once ``predicate()`` is true (polled every 5 ms); TimeoutError after ``timeout`` s."""
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.005)
 
 
 class Lab:
-    """A server on the kernel's loop, its tracer, and the fault knobs:
-
-    * ``latency`` — seconds added to every server write (HTTP answers, WebSocket frames), in order;
-    * ``partitioned`` — on WebSockets nothing passes either way, not even a close, while the TCP
-      connection stays up: a dead peer that only the heartbeat can detect;
-    * :meth:`block_websocket` — refuse WebSocket requests, as some proxies do;
-    * :meth:`drop` — cut one session's WebSocket abruptly (no close packet, no close frame).
-    """
+    """A server on the kernel's loop, its tracer, and fault knobs: ``latency`` (seconds added to
+    every server write, in order), ``partitioned`` (WebSocket frames and closes vanish both ways
+    while TCP stays up: only a heartbeat can tell), :meth:`drop` (cut a WebSocket's TCP connection),
+    and the server's own ``engine.block_websocket`` (refuse WebSockets, as some proxies do)."""
 
     def __init__(self, server: Server | EngineServer, engine: EngineServer, path: str) -> None:
+        quiet_logs()
         self.server, self.engine, self.path, self.tracer = server, engine, path, engine.tracer
         self.latency, self.partitioned = 0.0, False
-        self.handlers: set[LabHandler] = set()  # open WebSockets (close_all_connections misses them)
+        self.handlers: set[LabHandler] = set()  # every WebSocket, for stop()
         app = tornado.web.Application([(path, LabHandler, {"engine": engine, "lab": self})])
         self.http_server = tornado.httpserver.HTTPServer(app)
         sockets = tornado.netutil.bind_sockets(0, HOST)  # port 0: the OS picks a free port
-        self.port = sockets[0].getsockname()[1]
+        self.url = f"http://{HOST}:{sockets[0].getsockname()[1]}"  # the base URL, for a client
         self.http_server.add_sockets(sockets)
-
-    @property
-    def url(self) -> str:  # the base URL, for a client
-        return f"http://{HOST}:{self.port}"
 
     def endpoint(self, transport: str = "polling", **query: str) -> str:
         """The raw Engine.IO URL, for requests made by hand (``sid=`` etc. in ``query``)."""
-        scheme = "ws" if transport == "websocket" else "http"
         extra = "".join(f"&{k}={v}" for k, v in query.items())
-        return f"{scheme}://{HOST}:{self.port}{self.path}?EIO=4&transport={transport}{extra}"
-
-    def block_websocket(self, blocked: bool = True) -> None:
-        self.engine.block_websocket = blocked
+        url = f"{self.url}{self.path}?EIO=4&transport={transport}{extra}"
+        return url.replace("http", "ws", 1) if transport == "websocket" else url
 
     def drop(self, alias: str) -> None:
         """Cut the WebSocket of session ``alias`` ("S1"…) as a crash or a pulled cable would."""
-        sockets = [s for sid, s in self.engine.sessions.items() if self.tracer.alias(sid) == alias]
-        ws = sockets[0].ws if sockets else None
-        if ws is not None and ws.ws_connection is not None:
-            ws.ws_connection.stream.close()
+        for sid, socket in self.engine.sessions.items():
+            if self.tracer.alias(sid) == alias and socket.ws and socket.ws.ws_connection:
+                socket.ws.ws_connection.stream.close()
 
     async def stop(self) -> None:
         """Close every session and WebSocket, stop listening, close open HTTP connections."""
@@ -111,26 +97,22 @@ class Lab:
 
 
 class LabHandler(EngineHandler):
-    """The Engine.IO handler plus the lab's fault knobs; with the knobs at rest it changes nothing."""
+    """The Engine.IO handler plus the lab's fault knobs (at rest, it changes nothing)."""
 
     def initialize(self, engine: EngineServer, lab: Lab) -> None:  # type: ignore[override]
         super().initialize(engine)
-        self.lab, self._last = lab, None  # _last: the last delayed WebSocket frame
+        self.lab = lab
 
     def finish(self, chunk: Any = None) -> Any:
         if chunk is not None and self.lab.latency and self._auto_finish and not self._finished:
-            self._auto_finish = False  # an HTTP answer waits out the latency; Tornado must not end it
-            tornado.ioloop.IOLoop.current().call_later(self.lab.latency, super().finish, chunk)
+            self._auto_finish = False  # the answer waits out the latency: Tornado must not end it
+            asyncio.get_running_loop().call_later(self.lab.latency, super().finish, chunk)
             return None
         return super().finish(chunk)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.lab.handlers.add(self)
         super().open(*args, **kwargs)
-
-    def on_close(self) -> None:
-        self.lab.handlers.discard(self)
-        super().on_close()
 
     def on_message(self, message: str | bytes) -> None:  # type: ignore[override]
         if not self.lab.partitioned:
@@ -147,47 +129,37 @@ class LabHandler(EngineHandler):
     def write_message(self, message: Any, binary: bool = False) -> Any:
         if self.lab.partitioned:
             return None  # lost: the tracer saw it leave, the client never sees it
-        if not self.lab.latency and (self._last is None or self._last.done()):
+        if not self.lab.latency:
             return super().write_message(message, binary)
-        due = tornado.ioloop.IOLoop.current().time() + self.lab.latency
-        self._last = asyncio.ensure_future(self._later(self._last, due, message, binary))
+        # the same delay for every frame: timers fire in order, so frames keep their order
+        asyncio.get_running_loop().call_later(self.lab.latency, self._write_now, message, binary)
         return None
 
-    async def _later(self, previous: Any, due: float, message: Any, binary: bool) -> None:
-        if previous is not None:
-            await previous  # frames keep their order
-        await asyncio.sleep(max(0.0, due - tornado.ioloop.IOLoop.current().time()))
+    def _write_now(self, message: Any, binary: bool) -> None:
         with contextlib.suppress(tornado.websocket.WebSocketClosedError):
             super().write_message(message, binary)
 
 
 async def start_server(*, path: str = "/socket.io/", **options: Any) -> Lab:
-    """A Socket.IO :class:`Server` (options as for ``Server``) on 127.0.0.1, on this loop."""
-    quiet_logs()
-    tracer = options.pop("tracer", None) or Tracer("server", sio=True)
-    server = Server(tracer=tracer, sid_factory=counter_ids(), **options)
+    """A Socket.IO :class:`Server` (``Server`` options) on 127.0.0.1, on the running loop."""
+    server = Server(tracer=Tracer("server", sio=True), sid_factory=counter_ids(), **options)
     return Lab(server, server.engine, path)
 
 
 async def start_engine(on_connect: Callable[[EngineSocket], None] = echo, *,
                        path: str = "/engine.io/", **options: Any) -> Lab:
     """A raw Engine.IO server (an echo unless ``on_connect`` says otherwise) on 127.0.0.1."""
-    quiet_logs()
-    tracer = options.pop("tracer", None) or Tracer("server")
-    engine = EngineServer(on_connect, tracer=tracer, sid_factory=counter_ids(), **options)
+    engine = EngineServer(on_connect, tracer=Tracer("server"), sid_factory=counter_ids(), **options)
     return Lab(engine, engine, path)
 
 
 @contextlib.contextmanager
 def live_trace(tracer: Tracer, last: int = 30) -> Iterator[None]:
-    """Show the packets as they cross the wire (the last ``last``, with times). At the end the view
-    goes back to its first words, so the saved notebook does not depend on timing: print
-    ``tracer.text()`` afterwards for the trace that is checked."""
-    from IPython.display import Pretty, display
-
+    """Show the packets as they cross the wire (the last ``last``, timed). At the end the view
+    goes back to its first words, as the saved notebook must not depend on timing: print the
+    trace after the block."""
     idle = Pretty("live trace: packets appear here while the scenario runs")
-    handle = display(idle, display_id=True)
-    lines: list[str] = []
+    handle, lines = display(idle, display_id=True), []
 
     def show(record: Record) -> None:
         lines.append(record.line(times=True))
@@ -201,18 +173,16 @@ def live_trace(tracer: Tracer, last: int = 30) -> Iterator[None]:
         handle.update(idle)
 
 
-# -- plots: each returns the figure; end the cell with plt.show() ------------------------------
+# Plots: each returns its figure; end the notebook cell with plt.show().
 
 
-def sequence_diagram(records: Iterable[Record], title: str = "", width: int = 34) -> Any:
+def sequence_diagram(records: list[Record], title: str = "", width: int = 34) -> Any:
     """Client and server as two lifelines, one arrow per packet, in order from top to bottom."""
-    records = list(records)
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(records) + 1.2))
     ax.vlines([0, 1], -0.5, len(records) - 0.5, colors="grey", linewidth=1)
     for i, r in enumerate(records):
-        start, end = (1, 0) if (r.direction == ">") == (r.node != "client") else (0, 1)
-        style = dict(arrowstyle="->", color=COLORS.get(r.transport, "k"))
-        ax.annotate("", (end, i), (start, i), arrowprops=style)
+        x, color = (0 if (r.direction == ">") == (r.node != "client") else 1), COLORS[r.transport]
+        ax.annotate("", (x, i), (1 - x, i), arrowprops=dict(arrowstyle="->", color=color))
         label = f"{r.transport} {r.wire[:width]}" + ("…" if len(r.wire) > width else "")
         ax.text(0.5, i - 0.12, label, ha="center", va="bottom", fontsize=8, family="monospace")
         ax.text(-0.04, i, f"{r.time * 1000:.0f} ms", ha="right", va="center", fontsize=7)
@@ -223,16 +193,17 @@ def sequence_diagram(records: Iterable[Record], title: str = "", width: int = 34
     return fig
 
 
-def timeline(records: Iterable[Record], value: Callable[[Record], Any], marks: Iterable[str] = (),
+def timeline(records: list[Record], value: Callable[[Record], Any], marks: Iterable[str] = (),
              title: str = "", ylabel: str = "") -> Any:
     """Plot ``value(record)`` over time, coloured by transport (``None``: left out), with a dashed
     line at each record whose ``wire`` is in ``marks``."""
-    records, marks = list(records), set(marks)
+    marks = set(marks)
     fig, ax = plt.subplots(figsize=(9, 3.5))
-    for transport, color in COLORS.items():
-        points = [(r.time * 1000, v) for r in records if r.transport == transport and (v := value(r)) is not None]
+    for t, color in COLORS.items():
+        points = [(r.time * 1000, value(r)) for r in records if r.transport == t]
+        points = [(x, y) for x, y in points if y is not None]
         if points:
-            ax.scatter(*zip(*points, strict=True), s=14, color=color, label=transport)
+            ax.scatter(*zip(*points, strict=True), s=14, color=color, label=t)
     for r in (r for r in records if r.wire in marks):
         ax.axvline(r.time * 1000, color="grey", linestyle="--", linewidth=0.8)
         ax.annotate(r.wire, (r.time * 1000, 1), xycoords=("data", "axes fraction"), fontsize=8,
@@ -242,15 +213,15 @@ def timeline(records: Iterable[Record], value: Callable[[Record], Any], marks: I
     return fig
 
 
-def latency_plot(series: dict[str, list[float]], title: str = "", unit: str = "latency (ms)") -> Any:
+def latency_plot(series: dict[str, list[float]], title: str = "") -> Any:
     """Each series (seconds) message by message on the left, as a histogram on the right."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5), width_ratios=[2, 1])
     ms = {name: [v * 1000 for v in values] for name, values in series.items()}
     for name, values in ms.items():
         left.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
     right.hist(list(ms.values()), bins=12, label=list(ms))  # the same bins for every series
-    left.set(xlabel="message #", ylabel=unit, title=title)
-    right.set(xlabel=unit, ylabel="messages")
+    left.set(xlabel="message #", ylabel="latency (ms)", title=title)
+    right.set(xlabel="latency (ms)", ylabel="messages")
     left.legend()
     return fig
 
@@ -258,8 +229,8 @@ def latency_plot(series: dict[str, list[float]], title: str = "", unit: str = "l
 def state_diagram(transitions: dict[tuple[Any, str], Any], title: str = "") -> Any:
     """Draw a table ``{(state, event): next_state}``: the states on a circle, labelled arrows."""
     states = list(dict.fromkeys([s for s, _ in transitions] + list(transitions.values())))
-    angle = {s: math.pi - 2 * math.pi * i / len(states) for i, s in enumerate(states)}
-    place = {s: (math.cos(a), math.sin(a)) for s, a in angle.items()}
+    turns = [math.pi - 2 * math.pi * i / len(states) for i in range(len(states))]  # a circle
+    place = {s: (math.cos(a), math.sin(a)) for s, a in zip(states, turns, strict=True)}
     edges: dict[tuple[Any, Any], list[str]] = {}
     for (source, event), target in transitions.items():
         edges.setdefault((source, target), []).append(event)

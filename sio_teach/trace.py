@@ -38,7 +38,7 @@ class Record:
 
     def line(self, width: int = 100, times: bool = False) -> str:
         """The record as one text line (without the time unless ``times``)."""
-        head = f"{self.session} {self.direction} {self.transport:<4} {self.layer} {self.kind:<8}"
+        head = f"{self.session} {self.direction} {self.transport:<4} {self.layer} {self.kind:<13}"
         text = f"{head} {self.wire}"
         if len(text) > width:
             text = text[: width - 1] + "…"

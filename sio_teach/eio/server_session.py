@@ -230,7 +230,9 @@ class ServerSession:
         """When :meth:`handle_timeout` must next be called (``None``: never)."""
         if self.closed:
             return self._forget_at
-        times = [t for t in (self._next_ping, self._pong_deadline, self._upgrade_deadline) if t]
+        times = [
+            t for t in (self._next_ping, self._pong_deadline, self._upgrade_deadline) if t is not None
+        ]
         return min(times, default=None)
 
     def handle_timeout(self, now: float) -> None:

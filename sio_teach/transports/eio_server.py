@@ -189,8 +189,9 @@ class EngineServer:
         """Close every session (call before stopping the HTTP server)."""
         for socket in list(self.sessions.values()):
             socket.close("server shutting down")
-            if socket.ws is not None:
-                socket.ws.close()
+            for handler in (socket.ws, socket.probe):
+                if handler is not None:
+                    handler.close()
             socket._arm_timer(None)
         self.sessions.clear()
 
