@@ -112,7 +112,7 @@ class EngineClient:
     async def close(self) -> None:
         """Send what is queued, then the close packet; wait until the session is over."""
         with contextlib.suppress(TimeoutError):  # engine.io-client waits for "drain" first
-            await asyncio.wait_for(self._drain(), 2.0)
+            await asyncio.wait_for(self._drain(sent_only=True), 2.0)
         if not self.session.closed:
             self.session.close()
             self._after()
@@ -277,9 +277,14 @@ class EngineClient:
         self.session.handle_timeout(self._now())
         self._after()
 
-    async def _drain(self) -> None:
-        """Wait for the close packet to leave and the loops to end."""
-        while self._pausing or self._post_task or self._poll_task or self.session.has_outgoing():
+    async def _drain(self, sent_only: bool = False) -> None:
+        """Wait until everything queued has left (and, unless ``sent_only``, the loops ended)."""
+        while (
+            self._pausing
+            or self._post_task
+            or self.session.has_outgoing()
+            or (self._poll_task and not sent_only)
+        ):
             await asyncio.sleep(0.01)
 
     def _cleanup(self) -> None:
