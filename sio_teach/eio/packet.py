@@ -84,6 +84,8 @@ def encode_payload(packets: list[Packet]) -> str:
     parts = []
     for packet in packets:
         if isinstance(packet.data, bytes):
+            if packet.type != PacketType.MESSAGE:
+                raise ValueError("only message packets can carry binary data")
             parts.append("b" + base64.b64encode(packet.data).decode("ascii"))
         else:
             parts.append(f"{packet.type}{packet.data}")

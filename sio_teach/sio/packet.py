@@ -23,6 +23,7 @@ payloads are mandatory, an ACK needs an ack id, only EVENT and ACK carry an ack 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 from sio_teach.errors import ProtocolError
 
 MAX_ATTACHMENTS = 10  # socket.io-parser DecoderOptions.maxAttachments, "@default 10"
+MAX_DEPTH = 100  # nesting levels we accept: deeper data could not be encoded again (recursion)
 MAX_ACK_ID = 2**53 - 1  # JS Number.MAX_SAFE_INTEGER: the largest id a JS peer holds exactly
 # socket.io-parser: "These strings must not be used as event names, as they have a special meaning."
 RESERVED_EVENTS = frozenset(
@@ -197,8 +199,51 @@ def encode(packet: Packet) -> tuple[str, list[bytes]]:
     if packet.id is not None:
         text += str(packet.id)
     if data is not None:
-        text += json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        if not body.isascii() and not _utf8_safe(body):
+            # a lone surrogate ("\ud800") cannot travel as UTF-8: escape it, as JSON.stringify does
+            body = json.dumps(data, separators=(",", ":"), allow_nan=False)
+        text += body
     return text, attachments
+
+
+def _utf8_safe(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if value in (math.inf, -math.inf):  # "1e400": JSON.parse gives Infinity, which JSON cannot carry back
+        raise ValueError(f"number out of range: {literal[:20]}")
+    return value
+
+
+def _too_deep(text: str) -> bool:
+    """Nesting deeper than MAX_DEPTH? Only payloads with many brackets are walked (cheap)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def _reject_constant(name: str) -> Any:
@@ -236,8 +281,14 @@ def decode_text(text: str, max_attachments: int = MAX_ATTACHMENTS) -> tuple[Pack
         nsp, i = text[i:end], end + 1
     ack_id, i = _read_digits(text, i, 16)
     body = text[i:]
+    if _too_deep(body):
+        raise ProtocolError(f"JSON payload nested deeper than {MAX_DEPTH} levels")
     try:
-        data = json.loads(body, parse_constant=_reject_constant) if body else None
+        data = (
+            json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+            if body
+            else None
+        )
     except RecursionError:
         raise ProtocolError("JSON payload nested too deeply") from None
     except ValueError as exc:  # json.JSONDecodeError, NaN/Infinity, ints too long to convert

@@ -160,7 +160,8 @@ class EngineServer:
         self.on_connect = on_connect
         self.config = Config(ping_interval, ping_timeout, max_payload, upgrade_timeout)
         self.transports = transports
-        self.cors_origins = cors_origins
+        # one origin given as a string is a list of one (never a substring test)
+        self.cors_origins = [cors_origins] if isinstance(cors_origins, str) and cors_origins != "*" else cors_origins
         self.cors_credentials = cors_credentials
         self.allow_request = allow_request
         self.cookie = cookie
@@ -204,6 +205,7 @@ class Refused(Exception):
         self.error, self.status, self.message = error, status, message
 
 
+@tornado.web.stream_request_body  # to refuse an oversized POST before reading it
 class EngineHandler(tornado.websocket.WebSocketHandler):
     """One handler for both transports: long-polling GET/POST, and the WebSocket upgrade."""
 
@@ -227,6 +229,23 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
         self.set_cors_headers()
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"code": code, "message": message or text}, separators=(",", ":")))
+
+    def prepare(self) -> None:
+        """Before any body is read: refuse a POST that announces more than maxPayload (413)."""
+        self.chunks: list[bytes] = []
+        self.body_size = 0
+        if self.request.method == "POST":
+            limit = self.engine.config.max_payload
+            length = self.request.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > limit:
+                self.refuse(Refused(BAD_REQUEST, status=413, message="Payload too large"))
+                return
+            self.request.connection.set_max_body_size(limit)  # type: ignore[union-attr]
+
+    def data_received(self, chunk: bytes) -> None:
+        self.body_size += len(chunk)
+        if self.body_size <= self.engine.config.max_payload:
+            self.chunks.append(chunk)
 
     def compute_etag(self) -> None:  # long-poll answers must never be cached (no 304s)
         return None
@@ -264,7 +283,7 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
         origins = self.engine.cors_origins
         origin = self.request.headers.get("Origin")
         if origins == "*":
-            self.set_header("Access-Control-Allow-Origin", "*" if not origin else origin)
+            self.set_header("Access-Control-Allow-Origin", "*")  # browsers refuse it with credentials
         elif origins and origin in origins:
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Vary", "Origin")
@@ -337,15 +356,19 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
             socket = await self.verify()
             if socket is None:
                 raise Refused(BAD_HANDSHAKE_METHOD)
+            if self.get_query_argument("transport") != "polling":
+                raise Refused(BAD_REQUEST)  # a POST is a long-polling request
             if self.request.headers.get("Content-Type", "").startswith("application/octet-stream"):
                 socket.close("transport error")  # EIO4 sends binary as base64 text
                 raise Refused(BAD_REQUEST, message="invalid content")
         except Refused as refused:
             return self.refuse(refused)
-        body = self.request.body
-        if self.engine.tracer.enabled and len(body) <= self.engine.config.max_payload:
+        body = b"".join(self.chunks)
+        if self.engine.tracer.enabled and self.body_size <= self.engine.config.max_payload:
             self.engine.tracer.record_payload(socket.sid, "<", "POST", body.decode(errors="replace"))
         try:
+            if self.body_size > self.engine.config.max_payload:
+                raise ProtocolError("Payload too large", status=413)
             socket.session.receive_payload(body, self.engine.now())
         except ProtocolError as error:
             socket.after()
@@ -371,6 +394,8 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
             waiter = self.socket.get_waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+        if self.ws_connection is None:  # a POST cut off mid-body: end it quietly (no 500)
+            tornado.web.RequestHandler.on_connection_close(self)
         super().on_connection_close()
 
     # -- WebSocket -------------------------------------------------------------------------

@@ -601,10 +601,10 @@ async def test_messages_sent_at_each_upgrade_step(peer: Peer) -> None:
     conn_box.append(conn)
     conn.client.send("first")
     sent.insert(0, "first")  # sent before the upgrade task could write 2probe
-    await wait_until(lambda: conn.client.transport == "websocket", "the upgrade")
+    await conn.wait_upgrade()
     conn.client.send("last")
     sent.append("last")
-    assert len(sent) == 1 + 3 * 3 + 1, f"not every upgrade step was seen: {sent}"
+    assert len(sent) == 1 + 3 * 3 + 1, f"not every upgrade step was seen: {sent}\n{conn.diagnose()}"
     await conn.wait_messages(len(sent))
     await conn.roundtrip("end")  # anything duplicated would have come before the end marker
     sent.append("end")
@@ -807,9 +807,9 @@ async def test_close_during_the_upgrade_pause_reaches_the_server(peer: Peer) -> 
     conn_box.append(conn)
     await wait_until(lambda: bool(closing), "3probe to arrive")
     await asyncio.wait_for(closing[0], STEP)
-    assert conn.close_reasons == ["io client disconnect"]
+    assert conn.close_reasons == ["io client disconnect"], conn.diagnose()
     reason = await peer.wait_server_closed(conn.sid)
-    assert reason == "transport close", f"the close packet never left the client:\n{tracer.text()}"
+    assert reason == "transport close", f"the close packet never left?\n{conn.diagnose()}"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -833,6 +833,6 @@ async def test_refused_upgrade_stays_on_polling(our_server: TornadoServer) -> No
     await asyncio.sleep(2 * PING_INTERVAL)  # time for the probe to fail, and for a ping or two
     for i in range(20):
         await conn.roundtrip(f"after {i}")
-    assert conn.client.transport == "polling"
-    assert not conn.client.closed.is_set()
+    assert conn.client.transport == "polling", conn.diagnose()
+    assert not conn.client.closed.is_set(), conn.diagnose()
     assert "2probe" not in wires(tracer.records)  # the WebSocket never opened

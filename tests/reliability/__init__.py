@@ -1,0 +1,1 @@
+"""Reliability and security: codec properties, fuzzing, hostile input, limits, session ids, CORS."""
