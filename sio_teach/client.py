@@ -103,6 +103,9 @@ class ClientSocket:
         self.active = True
         loop = asyncio.get_running_loop()
         self._connected_future = loop.create_future()
+        closing = self.manager._close_task
+        if closing is not None and not closing.done():
+            await closing  # the connection is being closed (no namespace was left): wait, reopen
         if self.manager.engine is None or self.manager.engine.session.closed:
             await self.manager.open()
         else:
@@ -246,6 +249,7 @@ class Client(ClientSocket):
         self._decoder = Decoder()
         self._closing = False
         self._reconnect_task: asyncio.Task[None] | None = None
+        self._close_task: asyncio.Future[None] | None = None
         self.delays: list[float] = []  # every reconnection delay used, for the curious
 
     def socket(self, nsp: str, auth: dict[str, Any] | None = None) -> ClientSocket:
@@ -297,7 +301,7 @@ class Client(ClientSocket):
         as the official client's ``Manager._destroy`` does."""
         if not any(s.active for s in self.sockets.values()):
             self._closing = True
-            asyncio.ensure_future(self.close())
+            self._close_task = asyncio.ensure_future(self.close())
 
     def _on_message(self, data: str | bytes) -> None:
         try:

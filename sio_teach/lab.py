@@ -5,6 +5,7 @@
         ...                                      # (every scenario cell awaits its own end)
     print(lab.tracer.text())                     # the deterministic trace that nbval checks
     await lab.stop()                             # every session, WebSocket and port closed
+    await lab.restart()                          # a fresh server on the same port (a redeploy)
 """
 
 from __future__ import annotations
@@ -59,18 +60,30 @@ class Lab:
     """A server on the kernel's loop, its tracer, and fault knobs: ``latency`` (seconds added to
     every server write, in order), ``partitioned`` (WebSocket frames and closes vanish both ways
     while TCP stays up: only a heartbeat can tell), :meth:`drop` (cut a WebSocket's TCP connection),
-    and the server's own ``engine.block_websocket`` (refuse WebSockets, as some proxies do)."""
+    and the server's own ``engine.block_websocket`` (refuse WebSockets, as some proxies do).
+    :meth:`restart` replaces the server by a fresh one on the same port, as a process restart would."""
 
-    def __init__(self, server: Server | EngineServer, engine: EngineServer, path: str) -> None:
+    def __init__(self, make: Callable[[], tuple[Server | EngineServer, EngineServer]], path: str,
+                 port: int = 0, setup: Callable[[Any], None] | None = None) -> None:
         quiet_logs()
-        self.server, self.engine, self.path, self.tracer = server, engine, path, engine.tracer
+        self.make, self.path, self.port, self.setup = make, path, port, setup
         self.latency, self.partitioned = 0.0, False
         self.handlers: set[LabHandler] = set()  # every WebSocket, for stop()
-        app = tornado.web.Application([(path, LabHandler, {"engine": engine, "lab": self})])
+        self._listen()
+
+    def _listen(self) -> None:
+        """A new server from ``make`` (then ``setup(server)``), listening on ``port`` (0: free)."""
+        self.server, self.engine = self.make()
+        self.tracer = self.engine.tracer
+        if self.setup is not None:
+            self.setup(self.server)  # before listening: no client can come in first
+        app = tornado.web.Application([(self.path, LabHandler, {"engine": self.engine, "lab": self})])
         self.http_server = tornado.httpserver.HTTPServer(app)
-        sockets = tornado.netutil.bind_sockets(0, HOST)  # port 0: the OS picks a free port
-        self.url = f"http://{HOST}:{sockets[0].getsockname()[1]}"  # the base URL, for a client
+        sockets = tornado.netutil.bind_sockets(self.port, HOST)  # port 0: the OS picks a free port
+        self.port = sockets[0].getsockname()[1]
+        self.url = f"http://{HOST}:{self.port}"  # the base URL, for a client
         self.http_server.add_sockets(sockets)
+        self.running = True
 
     def endpoint(self, transport: str = "polling", **query: str) -> str:
         """The raw Engine.IO URL, for requests made by hand (``sid=`` etc. in ``query``)."""
@@ -86,14 +99,23 @@ class Lab:
 
     async def stop(self) -> None:
         """Close every session and WebSocket, stop listening, close open HTTP connections."""
-        self.latency, self.partitioned = 0.0, False
+        self.latency, self.partitioned, self.running = 0.0, False, False
         self.engine.close_all()
         for handler in list(self.handlers):
             handler.close()
+        self.handlers.clear()
         self.http_server.stop()
         await asyncio.sleep(0.05)  # let the last answers (close packets) leave
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.http_server.close_all_connections(), 2.0)
+
+    async def restart(self) -> None:
+        """Start again on the same port (stopping first if still running), as after a process
+        restart: a fresh server with the same options and ``setup``, so no session, socket or room
+        survives; the tracer and the id counter carry on (aliases and ids stay unique)."""
+        if self.running:
+            await self.stop()
+        self._listen()
 
 
 class LabHandler(EngineHandler):
@@ -140,17 +162,29 @@ class LabHandler(EngineHandler):
             super().write_message(message, binary)
 
 
-async def start_server(*, path: str = "/socket.io/", **options: Any) -> Lab:
-    """A Socket.IO :class:`Server` (``Server`` options) on 127.0.0.1, on the running loop."""
-    server = Server(tracer=Tracer("server", sio=True), sid_factory=counter_ids(), **options)
-    return Lab(server, server.engine, path)
+async def start_server(*, path: str = "/socket.io/", port: int = 0,
+                       setup: Callable[[Server], None] | None = None, **options: Any) -> Lab:
+    """A Socket.IO :class:`Server` (``Server`` options) on 127.0.0.1, on the running loop.
+    ``setup(server)`` registers handlers (again after each :meth:`Lab.restart`)."""
+    tracer, ids = Tracer("server", sio=True), counter_ids()
+
+    def make() -> tuple[Server, EngineServer]:
+        server = Server(tracer=tracer, sid_factory=ids, **options)
+        return server, server.engine
+
+    return Lab(make, path, port, setup)
 
 
 async def start_engine(on_connect: Callable[[EngineSocket], None] = echo, *,
-                       path: str = "/engine.io/", **options: Any) -> Lab:
+                       path: str = "/engine.io/", port: int = 0, **options: Any) -> Lab:
     """A raw Engine.IO server (an echo unless ``on_connect`` says otherwise) on 127.0.0.1."""
-    engine = EngineServer(on_connect, tracer=Tracer("server"), sid_factory=counter_ids(), **options)
-    return Lab(engine, engine, path)
+    tracer, ids = Tracer("server"), counter_ids()
+
+    def make() -> tuple[EngineServer, EngineServer]:
+        engine = EngineServer(on_connect, tracer=tracer, sid_factory=ids, **options)
+        return engine, engine
+
+    return Lab(make, path, port)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ Pure: the random number comes in as an argument, so a notebook (or a test) can r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -25,8 +26,8 @@ class Backoff:
             ms = self.delay * 1000 * self.factor**attempt
         except OverflowError:  # attempt 1024 and beyond: far past the cap anyway
             return self.delay_max
-        if ms >= self.delay_max * 1000:  # also keeps inf * jitter out of int()
-            ms = self.delay_max * 1000 * (1 + self.randomization)
+        if math.isinf(ms):  # far past the cap: inf * jitter cannot go through int()
+            return self.delay_max
         if self.randomization:
             deviation = int(rand * self.randomization * ms)
             # backo2: the tenths digit of rand picks the sign

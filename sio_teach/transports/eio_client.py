@@ -193,7 +193,9 @@ class EngineClient:
         request = tornado.httpclient.HTTPRequest(
             self._url("websocket", "ws"), headers=self.headers, connect_timeout=self.connect_timeout
         )
-        return await asyncio.wait_for(tornado.websocket.websocket_connect(request), self.connect_timeout)
+        ws = await asyncio.wait_for(tornado.websocket.websocket_connect(request), self.connect_timeout)
+        ws.protocol.set_nodelay(True)  # type: ignore[union-attr]  # small frames leave at once (no Nagle delay)
+        return ws
 
     async def _read(self, ws: tornado.websocket.WebSocketClientConnection, record: bool = True) -> str | bytes:
         frame = await asyncio.wait_for(ws.read_message(), self.connect_timeout)
