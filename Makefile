@@ -3,6 +3,7 @@
 #   make lab    set up, then JupyterLab on notebooks/
 #   make demo   set up, then a server and a client on 127.0.0.1 with the live packet trace
 #   make install       set up only;   make system-deps   optional system packages (needs root)
+#   make bench  set up, then the benchmark against python-socketio and Node (a few minutes)
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
@@ -10,7 +11,7 @@ UV      := $(VENV)/bin/uv
 PYTHON3 ?= python3
 NBVAL   := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: install test lab demo lint system-deps clean
+.PHONY: install test lab demo bench lint system-deps clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -34,6 +35,11 @@ lab: install
 
 demo: install
 	$(PY) -m sio_teach.examples.chat --demo
+
+# benchmarks/README.md; `$(PY) -m benchmarks.run --quick` is a smoke run, `--help` for options
+bench: install
+	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.plot
 
 lint: install
 	$(PY) -m ruff check sio_teach tests

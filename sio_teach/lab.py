@@ -148,18 +148,13 @@ class LabHandler(EngineHandler):
         if not self.lab.partitioned:
             super().close(code, reason)
 
-    def write_message(self, message: Any, binary: bool = False) -> Any:
+    def write_frame(self, data: bytes) -> None:
         if self.lab.partitioned:
-            return None  # lost: the tracer saw it leave, the client never sees it
+            return  # lost: the tracer saw it leave, the client never sees it
         if not self.lab.latency:
-            return super().write_message(message, binary)
+            return super().write_frame(data)
         # the same delay for every frame: timers fire in order, so frames keep their order
-        asyncio.get_running_loop().call_later(self.lab.latency, self._write_now, message, binary)
-        return None
-
-    def _write_now(self, message: Any, binary: bool) -> None:
-        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-            super().write_message(message, binary)
+        asyncio.get_running_loop().call_later(self.lab.latency, super().write_frame, data)
 
 
 async def start_server(*, path: str = "/socket.io/", port: int = 0,

@@ -29,14 +29,15 @@ import itertools
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import tornado.ioloop
 
 from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter
 from sio_teach.errors import AckTimeoutError, ConnectRefused, ProtocolError
-from sio_teach.sio.packet import Decoder, Packet, PacketType, encode
+from sio_teach.sio.packet import RESERVED_EVENTS, Decoder, Packet, PacketType, encode
 from sio_teach.trace import Tracer
 from sio_teach.transports.eio_server import EngineServer, EngineSocket
 
@@ -159,12 +160,41 @@ class Server:
     def volatile(self) -> BroadcastOperator:
         return self.of("/").volatile
 
+    # every node that shares the adapter (one node with the in-memory adapter): see Namespace
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        return await self.of("/").fetch_sockets()
+
+    def sockets_join(self, *rooms: str) -> None:
+        self.of("/").sockets_join(*rooms)
+
+    def sockets_leave(self, *rooms: str) -> None:
+        self.of("/").sockets_leave(*rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        self.of("/").disconnect_sockets(close)
+
+    def on_server_side(
+        self, event: str, handler: Handler | None = None, namespace: str = "/"
+    ) -> Any:
+        return self.of(namespace).on_server_side(event, handler)
+
+    def server_side_emit(self, event: str, *args: Any) -> None:
+        self.of("/").server_side_emit(event, *args)
+
+    async def server_side_emit_with_ack(
+        self, event: str, *args: Any, timeout: float | None = None
+    ) -> list[Any]:
+        return await self.of("/").server_side_emit_with_ack(event, *args, timeout=timeout)
+
     def routes(self, path: str = "/socket.io/") -> list[tuple[str, type, dict[str, Any]]]:
         return self.engine.routes(path)
 
     def close(self) -> None:
-        """Disconnect everyone (each socket gets its disconnect handler called)."""
+        """Disconnect everyone (each socket gets its disconnect handler called) and close the
+        adapters (a Redis adapter stops listening; await ``adapter.aclose()`` to wait for it)."""
         self.engine.close_all()
+        for nsp in self.namespaces.values():
+            nsp.adapter.close()
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -366,18 +396,31 @@ class Socket:
         handler = self.nsp.handlers.get(event)
         if handler is None:
             return  # an event nobody listens to gets no ACK
-        asyncio.ensure_future(self._run(handler, self, *args, ack_id=packet.id))
-
-    async def _run(self, handler: Handler, *args: Any, ack_id: int | None = None) -> None:
+        if inspect.iscoroutinefunction(handler):
+            asyncio.ensure_future(self._run(handler, self, *args, ack_id=packet.id))
+            return
+        # A plain function runs at once: no Task to create (that is most of an echo's cost).
         try:
-            result = await call(handler, *args)
+            result = handler(self, *args)
         except Exception:
             log.exception("handler %r failed", handler)
             return
+        if isinstance(result, Awaitable):  # a plain function may still return a coroutine
+            asyncio.ensure_future(self._run(lambda: result, ack_id=packet.id))
+        else:
+            self._ack(packet.id, result)
+
+    def _ack(self, ack_id: int | None, result: Any) -> None:
         # Returning None sends no ACK (the client's ack then times out), like a JS handler that
         # never calls its callback; return () for an empty ACK.
         if ack_id is not None and result is not None and self.connected:
             self.conn.send(Packet.ack(self.nsp.name, ack_id, *ack_args(result)))
+
+    async def _run(self, handler: Handler, *args: Any, ack_id: int | None = None) -> None:
+        try:
+            self._ack(ack_id, await call(handler, *args))
+        except Exception:
+            log.exception("handler %r failed", handler)
 
     def _on_ack(self, packet: Packet) -> None:
         callback = self.acks.pop(packet.id, None)  # type: ignore[arg-type]
@@ -408,6 +451,8 @@ class Namespace:
         self.any_outgoing: list[Handler] = []
         self.sockets: dict[str, Socket] = {}
         self.adapter = server.adapter_factory(name, self._deliver)
+        self.adapter.namespace = self  # a remote request reaches our sockets through it
+        self.server_side_handlers: dict[str, Handler] = {}  # events from the other servers
         self._ack_ids = itertools.count()
 
     def on(self, event: str, handler: Handler | None = None) -> Any:
@@ -431,6 +476,49 @@ class Namespace:
 
     def next_ack_id(self) -> int:
         return next(self._ack_ids)
+
+    # -- talking to the other servers (socket.io ``serverSideEmit``) ----------------------------
+
+    def on_server_side(self, event: str, handler: Handler | None = None) -> Any:
+        """Handle ``event`` sent by another server's :meth:`server_side_emit` (usable as a
+        decorator). The handler gets ``(*args)``; its return value, unless None, is the reply."""
+        if handler is None:
+            return lambda h: self.on_server_side(event, h)
+        self.server_side_handlers[event] = handler
+        return handler
+
+    def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send ``event(*args)`` to every *other* server of the cluster (args must be JSON)."""
+        if event in RESERVED_EVENTS:  # socket.io namespace.ts: "is a reserved event name"
+            raise ValueError(f"{event!r} is a reserved event name")
+        self.adapter.server_side_emit([event, *args])
+
+    async def server_side_emit_with_ack(
+        self, event: str, *args: Any, timeout: float | None = None
+    ) -> list[Any]:
+        """Send ``event(*args)`` to the other servers and return their replies, one per server.
+        Raises :class:`AckTimeoutError` (its ``responses`` holds the replies that did come) when
+        some server did not reply within ``timeout`` (None: the adapter's requests timeout)."""
+        if event in RESERVED_EVENTS:
+            raise ValueError(f"{event!r} is a reserved event name")
+        return await self.adapter.server_side_emit_with_ack([event, *args], timeout)
+
+    def _on_server_side_emit(self, args: list[Any], reply: Callable[[Any], None] | None) -> None:
+        """Called by the adapter for another server's event; ``reply`` (if asked) sends the ack."""
+        handler = self.server_side_handlers.get(args[0]) if args else None
+        if handler is None:
+            return
+
+        async def run() -> None:
+            try:
+                result = await call(handler, *args[1:])
+            except Exception:
+                log.exception("server-side handler %r failed", handler)
+                return
+            if reply is not None and result is not None:
+                reply(result)
+
+        asyncio.ensure_future(run())
 
     def _add(self, socket: Socket) -> None:
         socket.connected = True
@@ -469,6 +557,19 @@ class Namespace:
         opts = BroadcastOptions(frozenset(rooms))
         return [self.sockets[sid] for sid in self.adapter.recipients(opts) if sid in self.sockets]
 
+    # on every node (see BroadcastOperator: ``nsp.in_("r").sockets_join("x")`` narrows them)
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        return await BroadcastOperator(self).fetch_sockets()
+
+    def sockets_join(self, *rooms: str) -> None:
+        BroadcastOperator(self).sockets_join(*rooms)
+
+    def sockets_leave(self, *rooms: str) -> None:
+        BroadcastOperator(self).sockets_leave(*rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        BroadcastOperator(self).disconnect_sockets(close)
+
 
 class BroadcastOperator:
     """A broadcast being built: ``nsp.to("a").except_("b").volatile.emit(...)``. Immutable."""
@@ -505,41 +606,95 @@ class BroadcastOperator:
         self.nsp.adapter.broadcast(Packet.event(self.nsp.name, event, *args), self.opts)
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
-        """Broadcast and collect one ACK value per recipient (within :meth:`timeout`).
+        """Broadcast and collect one ACK value per recipient, on every node (within :meth:`timeout`).
 
-        Raises :class:`AckTimeoutError` if some recipients did not answer in time.
+        Each server says how many clients it asked; done when every server has said so and that
+        many ACKs came (socket.io ``broadcast-operator.ts`` ``checkCompleteness``). Values come in
+        arrival order. Raises :class:`AckTimeoutError` if some recipients did not answer in time.
         """
-        ack_id = self.nsp.next_ack_id()  # one id for every recipient, as the reference does
-        recipients = self.nsp.adapter.recipients(self.opts)
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[list[Any]]] = []
-        for sid in recipients:
-            socket = self.nsp.sockets.get(sid)
-            if socket is None:
-                continue
-            future: asyncio.Future[list[Any]] = loop.create_future()
-            socket.acks[ack_id] = lambda values, f=future: f.done() or f.set_result(values)
-            futures.append(future)
-        self.nsp.adapter.broadcast(Packet.event(self.nsp.name, event, *args, id=ack_id), self.opts)
-        if not futures:
-            return []
-        done, pending = await asyncio.wait(futures, timeout=self.ack_timeout)
-        if pending:
-            raise AckTimeoutError(f"{len(pending)} of {len(futures)} clients did not ack {event!r}")
-        return [ack_value(f.result()) for f in futures]
+        adapter = self.nsp.adapter
+        # one id for every recipient, as the reference does
+        packet = Packet.event(self.nsp.name, event, *args, id=self.nsp.next_ack_id())
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        counts: list[int] = []  # one per server that has sent its client count
+        values: list[Any] = []
+        servers: list[int] = []  # the number of servers, once known
+
+        def check() -> None:
+            complete = servers and len(counts) >= servers[0] and len(values) >= sum(counts)
+            if complete and not done.done():
+                done.set_result(None)
+
+        def on_count(count: int) -> None:
+            counts.append(count)
+            check()
+
+        def on_ack(ack_args: list[Any]) -> None:
+            values.append(ack_value(ack_args))
+            check()
+
+        adapter.broadcast_with_ack(packet, self.opts, on_count, on_ack, self.ack_timeout)
+        servers.append(await adapter.server_count())
+        check()
+        try:
+            await asyncio.wait_for(done, self.ack_timeout)
+        except TimeoutError:
+            raise AckTimeoutError(
+                f"{len(values)} acks for {event!r} from {sum(counts)} clients "
+                f"({len(counts)} of {servers[0]} servers answered)"
+            ) from None
+        return values
 
     def sockets(self) -> list[Socket]:
+        """The matching sockets of *this* node (see :meth:`fetch_sockets` for every node's)."""
         return [self.nsp.sockets[s] for s in self.nsp.adapter.recipients(self.opts) if s in self.nsp.sockets]
 
-    def join(self, *rooms: str) -> None:
-        for socket in self.sockets():
-            socket.join(*rooms)
+    # On every node that shares the adapter (socket.io ``socketsJoin``, ``socketsLeave``,
+    # ``disconnectSockets``, ``fetchSockets``); this node's sockets are handled at once.
+    def sockets_join(self, *rooms: str) -> None:
+        self.nsp.adapter.add_sockets(self.opts, rooms)
 
-    def leave(self, room: str) -> None:
-        for socket in self.sockets():
-            socket.leave(room)
+    def sockets_leave(self, *rooms: str) -> None:
+        self.nsp.adapter.del_sockets(self.opts, rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        self.nsp.adapter.disconnect_sockets(self.opts, close)
+
+    join, leave, disconnect = sockets_join, sockets_leave, disconnect_sockets
+
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        """The matching sockets of every node: :class:`Socket` here, :class:`RemoteSocket` for
+        another node's. Raises TimeoutError if a node does not answer within the adapter's
+        requests timeout."""
+        found = await self.nsp.adapter.fetch_sockets(self.opts)
+        return [s if isinstance(s, Socket) else RemoteSocket.from_dict(self.nsp, s) for s in found]
+
+
+@dataclass
+class RemoteSocket:
+    """A socket on another node, as :meth:`BroadcastOperator.fetch_sockets` saw it (a snapshot of
+    ``id``, ``handshake``, ``rooms``, ``data``). Its methods act through the adapter."""
+
+    nsp: Namespace = field(repr=False)
+    id: str
+    handshake: dict[str, Any]
+    rooms: set[str]
+    data: Any
+
+    @classmethod
+    def from_dict(cls, nsp: Namespace, details: dict[str, Any]) -> RemoteSocket:
+        """From a REMOTE_FETCH response item ``{id, handshake, rooms, data}``."""
+        rooms = set(details.get("rooms") or ())
+        return cls(nsp, details["id"], details.get("handshake") or {}, rooms, details.get("data"))
+
+    def emit(self, event: str, *args: Any) -> None:
+        self.nsp.to(self.id).emit(event, *args)
+
+    def join(self, *rooms: str) -> None:
+        self.nsp.to(self.id).sockets_join(*rooms)
+
+    def leave(self, *rooms: str) -> None:
+        self.nsp.to(self.id).sockets_leave(*rooms)
 
     def disconnect(self, close: bool = False) -> None:
-        for socket in self.sockets():
-            socket.disconnect(close)
-
+        self.nsp.to(self.id).disconnect_sockets(close)

@@ -4,16 +4,28 @@ A room is a name and a set of socket ids; every socket is in the room named by i
 :meth:`MemoryAdapter.broadcast` encodes the packet **once** and hands the same bytes to every
 recipient (socket.io-adapter ``in-memory-adapter.ts`` does the same). A multi-node adapter keeps
 this bookkeeping and also publishes the broadcast to the other nodes.
+
+The adapter seam is this class's public methods. The server calls only them, so another adapter
+(``adapters/redis.py``) subclasses it and adds "and tell the other nodes" to each cluster-wide one:
+``broadcast``, ``broadcast_with_ack``, ``add_sockets``, ``del_sockets``, ``disconnect_sockets``,
+``fetch_sockets``, ``fetch_all_rooms``, ``server_side_emit[_with_ack]``, ``server_count``. On one
+node they act locally, and "the other nodes" is nobody.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sio_teach.sio.packet import Packet, encode
 
+if TYPE_CHECKING:
+    from sio_teach.server import Namespace, Socket
+
 Send = Callable[[str, str, list[bytes], bool], None]  # (sid, text, attachments, volatile)
+OnCount = Callable[[int], None]  # how many clients one node asked for an ACK
+OnAck = Callable[[list[Any]], None]  # the arguments of one client's ACK
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,19 +44,23 @@ class MemoryAdapter:
     def __init__(self, nsp: str, send: Send) -> None:
         self.nsp = nsp
         self.send = send
-        self.rooms: dict[str, set[str]] = {}  # room -> socket ids
+        # room -> socket ids, in join order (a dict as an ordered set: broadcasts reach the
+        # members in the order they joined, run after run, as in the reference adapter)
+        self.rooms: dict[str, dict[str, None]] = {}
         self.sids: dict[str, set[str]] = {}  # socket id -> rooms
+        # The Namespace that owns this adapter (it sets this): operations on sockets go through it.
+        self.namespace: Namespace | None = None
 
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
         for room in rooms:
             self.sids.setdefault(sid, set()).add(room)
-            self.rooms.setdefault(room, set()).add(sid)
+            self.rooms.setdefault(room, {})[sid] = None
 
     def delete(self, sid: str, room: str) -> None:
         self.sids.get(sid, set()).discard(room)
         members = self.rooms.get(room)
         if members is not None:
-            members.discard(sid)
+            members.pop(sid, None)
             if not members:
                 del self.rooms[room]
 
@@ -66,7 +82,7 @@ class MemoryAdapter:
             sids = self.sids
         excluded: set[str] = set()
         for room in opts.except_:
-            excluded |= self.rooms.get(room, set())
+            excluded.update(self.rooms.get(room, ()))
         return [sid for sid in sids if sid not in excluded]
 
     def broadcast(self, packet: Packet, opts: BroadcastOptions) -> list[str]:
@@ -78,4 +94,73 @@ class MemoryAdapter:
         return sids
 
     def all_rooms(self) -> set[str]:
+        """The rooms of this node (see :meth:`fetch_all_rooms` for every node's)."""
         return set(self.rooms)
+
+    # -- cluster-wide operations: on one node, local only -------------------------------------
+
+    def _sockets(self, opts: BroadcastOptions) -> list[Socket]:
+        nsp = self.namespace
+        return [nsp.sockets[s] for s in self.recipients(opts) if s in nsp.sockets] if nsp else []
+
+    def broadcast_with_ack(
+        self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        on_count: OnCount,
+        on_ack: OnAck,
+        timeout: float | None = None,
+    ) -> None:
+        """Send ``packet`` (it carries an ack id) to every recipient; ``on_count(n)`` once with the
+        number of recipients, then ``on_ack(args)`` for each client's ACK (socket.io-adapter
+        ``broadcastWithAck``; the same ack id for every recipient). ``timeout`` is for adapters
+        that must forget the request later."""
+        text, attachments = encode(packet)
+        sockets = self._sockets(opts)
+        for socket in sockets:
+            socket.acks[packet.id] = on_ack  # type: ignore[index]
+            self.send(socket.id, text, attachments, opts.volatile)
+        on_count(len(sockets))
+
+    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        """The matching sockets join ``rooms`` (``socketsJoin``)."""
+        rooms = list(rooms)
+        for sid in self.recipients(opts):
+            self.add_all(sid, rooms)
+
+    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        """The matching sockets leave ``rooms`` (``socketsLeave``)."""
+        rooms = list(rooms)
+        for sid in self.recipients(opts):
+            for room in rooms:
+                self.delete(sid, room)
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool = False) -> None:
+        """The matching sockets are disconnected (``close``: their whole connection)."""
+        for socket in self._sockets(opts):
+            socket.disconnect(close)
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
+        """The matching sockets: :class:`Socket` objects here, dicts ``{id, handshake, rooms,
+        data}`` from other nodes."""
+        return list(self._sockets(opts))
+
+    async def fetch_all_rooms(self) -> set[str]:
+        """The rooms of every node."""
+        return self.all_rooms()
+
+    def server_side_emit(self, args: list[Any]) -> None:
+        """Send ``[event, *args]`` to the other servers' ``on_server_side`` handlers (none here)."""
+
+    async def server_side_emit_with_ack(
+        self, args: list[Any], timeout: float | None = None
+    ) -> list[Any]:
+        """Like :meth:`server_side_emit`, then one reply per other server (none here)."""
+        return []
+
+    async def server_count(self) -> int:
+        """How many servers share the rooms: 1."""
+        return 1
+
+    def close(self) -> None:
+        """Stop talking to other nodes (``Server.close`` calls it); nothing to do here."""

@@ -230,10 +230,11 @@ class ServerSession:
         """When :meth:`handle_timeout` must next be called (``None``: never)."""
         if self.closed:
             return self._forget_at
-        times = [
-            t for t in (self._next_ping, self._pong_deadline, self._upgrade_deadline) if t is not None
-        ]
-        return min(times, default=None)
+        soonest = None
+        for t in (self._next_ping, self._pong_deadline, self._upgrade_deadline):
+            if t is not None and (soonest is None or t < soonest):
+                soonest = t
+        return soonest
 
     def handle_timeout(self, now: float) -> None:
         """Run the timers that are due: send a ping, or close on a missing pong."""

@@ -1,6 +1,6 @@
 """A small Socket.IO server for load tests and benchmarks.
 
-    python -m sio_teach.examples.bench_server --port 3000
+    python -m sio_teach.examples.bench_server --port 3000 [--adapter redis://127.0.0.1:6379]
 
 On the main namespace ``/``:
 
@@ -10,6 +10,8 @@ On the main namespace ``/``:
 * ``bcast`` (``...args``) → emits ``msg`` with the same args to room ``r``, the sender included;
 * ``ping`` (``...args``) → emits ``pong`` with the same args to the sender.
 
+With ``--adapter redis://HOST:PORT`` the node joins a cluster on that Redis (the default is the
+in-memory adapter: one node); the "listening" line is printed once it is subscribed.
 It exits cleanly on SIGTERM or SIGINT.
 """
 
@@ -28,8 +30,13 @@ from sio_teach.server import Server, Socket
 ROOM = "r"
 
 
-def make_server(**options: Any) -> Server:
-    """The benchmark app (Engine.IO options such as ``ping_interval`` are passed through)."""
+def make_server(adapter: str | None = None, **options: Any) -> Server:
+    """The benchmark app (Engine.IO options such as ``ping_interval`` are passed through);
+    ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter."""
+    if adapter:
+        from sio_teach.adapters.redis import redis_adapter  # needs the `redis` extra
+
+        options["adapter"] = redis_adapter(adapter)
     sio = Server(**{"cors_origins": "*", **options})
 
     def join_room(socket: Socket) -> None:
@@ -56,6 +63,8 @@ def make_server(**options: Any) -> Server:
 async def serve(port: int, host: str = "127.0.0.1", **options: Any) -> None:
     """Serve until SIGTERM / SIGINT, then close every session and stop listening."""
     sio = make_server(**options)
+    if options.get("adapter"):
+        await sio.of("/").adapter.wait_ready()  # type: ignore[attr-defined]
     http = tornado.web.Application(sio.routes("/socket.io/")).listen(port, host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -75,6 +84,7 @@ def main() -> None:
     parser.add_argument("--ping-interval", type=float, default=25.0, help="seconds")
     parser.add_argument("--ping-timeout", type=float, default=20.0, help="seconds")
     parser.add_argument("--max-payload", type=int, default=1_000_000, help="bytes")
+    parser.add_argument("--adapter", help="redis://HOST:PORT (default: in-memory, one node)")
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
     asyncio.run(
@@ -84,6 +94,7 @@ def main() -> None:
             ping_interval=args.ping_interval,
             ping_timeout=args.ping_timeout,
             max_payload=args.max_payload,
+            adapter=args.adapter,
         )
     )
 

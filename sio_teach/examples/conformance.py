@@ -1,6 +1,6 @@
 """The conformance app: what the official protocol test-suites and our interop tests talk to.
 
-    python -m sio_teach.examples.conformance --port 3000
+    python -m sio_teach.examples.conformance --port 3000 [--adapter redis://127.0.0.1:6379]
 
 * ``/engine.io/`` — a raw Engine.IO echo: every message comes back as it came (text or binary).
 * ``/socket.io/`` — the Socket.IO app of the conformance document (namespaces ``/`` and
@@ -8,6 +8,7 @@
   ``broadcast``, ``call-me-back``, ``disconnect-me``).
 
 Engine.IO settings: pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1,000,000 bytes, CORS ``*``.
+With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis.
 """
 
 from __future__ import annotations
@@ -83,16 +84,22 @@ def socketio_server(**options: object) -> Server:
     return sio
 
 
-def make_app() -> tuple[tornado.web.Application, list[EngineServer]]:
-    """The Tornado application and the Engine.IO servers it mounts (to close them on exit)."""
+def make_app(adapter: str | None = None) -> tuple[tornado.web.Application, list[EngineServer]]:
+    """The Tornado application and the Engine.IO servers it mounts (to close them on exit);
+    ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter."""
     engine = EngineServer(echo, **SETTINGS)  # type: ignore[arg-type]
-    sio = socketio_server()
+    options = {}
+    if adapter:  # the node subscribes in the background, soon after the loop runs
+        from sio_teach.adapters.redis import redis_adapter  # needs the `redis` extra
+
+        options["adapter"] = redis_adapter(adapter)
+    sio = socketio_server(**options)
     routes = engine.routes("/engine.io/") + sio.routes("/socket.io/")
     return tornado.web.Application(routes), [engine, sio.engine]
 
 
-async def serve(port: int, host: str = "127.0.0.1") -> None:
-    app, servers = make_app()
+async def serve(port: int, host: str = "127.0.0.1", adapter: str | None = None) -> None:
+    app, servers = make_app(adapter)
     http = app.listen(port, host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -110,9 +117,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--adapter", help="redis://HOST:PORT (default: in-memory, one node)")
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
-    asyncio.run(serve(args.port, args.host))
+    asyncio.run(serve(args.port, args.host, args.adapter))
 
 
 if __name__ == "__main__":

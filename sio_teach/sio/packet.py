@@ -250,6 +250,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # JSON.parse refuses NaN and Infinity; so do we
 
 
+_JSON = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)  # built once
+
+
 def _read_digits(text: str, start: int, max_digits: int) -> tuple[int | None, int]:
     """Read the run of ASCII digits at ``text[start:]``: (its value or None, the index after it)."""
     end = start
@@ -285,7 +288,7 @@ def decode_text(text: str, max_attachments: int = MAX_ATTACHMENTS) -> tuple[Pack
         raise ProtocolError(f"JSON payload nested deeper than {MAX_DEPTH} levels")
     try:
         data = (
-            json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+            _JSON.decode(body)
             if body
             else None
         )

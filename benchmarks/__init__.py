@@ -1,0 +1,1 @@
+"""Benchmarks: one Node load generator against several Socket.IO servers (see README.md)."""

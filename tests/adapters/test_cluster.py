@@ -1,0 +1,178 @@
+"""Two Python nodes and one Node.js node (official socket.io + @socket.io/redis-adapter) on one
+Redis: every cluster-wide operation, started from either kind of node, reaches every node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from tests.adapters.conftest import WAIT, Recorder
+
+Cluster = tuple[list[Any], list[Recorder]]  # (nodes: PyNode | url of the Node.js node, clients)
+
+
+async def cluster(redis_server: Any, py_node: Any, js_node: Any, client: Any, per_node: int = 1):
+    """Nodes A, B (Python) and J (Node.js), ``per_node`` clients on each (named A0, B0, J0, …)."""
+    a, b = await py_node(redis_server.url), await py_node(redis_server.url)
+    j = await js_node(redis_server.url)
+    clients = []
+    for name, url in (("A", a.url), ("B", b.url), ("J", j)):
+        for i in range(per_node):
+            clients.append(await client(url, f"{name}{i}"))
+    return a, b, j, clients
+
+
+async def test_broadcast_from_every_node_reaches_every_client_once_in_order(
+    redis_server: Any, py_node: Any, js_node: Any, client: Any
+) -> None:
+    *_, clients = await cluster(redis_server, py_node, js_node, client, per_node=2)
+    senders = clients[::2]  # one client per node: A0, B0, J0
+    for i in range(20):
+        for sender in senders:
+            sender.client.emit("chat", sender.name, i)
+    expected = 20 * len(senders)
+    for rec in clients:
+        await rec.wait("chat", expected)
+    await asyncio.sleep(0.1)  # a duplicate would arrive meanwhile
+    for rec in clients:
+        got = rec.got("chat")
+        assert len(got) == expected, f"{rec.name} got {len(got)} messages: {got}"  # exactly once
+        for sender in senders:
+            assert [i for name, i in got if name == sender.name] == list(range(20)), rec.name
+
+
+async def test_rooms_and_except_across_nodes(
+    redis_server: Any, py_node: Any, js_node: Any, client: Any
+) -> None:
+    *_, clients = await cluster(redis_server, py_node, js_node, client, per_node=2)
+    members = [c for c in clients if c.name.endswith("0")]  # A0, B0, J0 join "red"
+    for rec in members:
+        assert await rec.call("join", "red") == "red"
+    others = [c for c in clients if c not in members]
+    for sender in others:  # from every node, once to the room, once to everyone but the room
+        sender.client.emit("to-room", "red", f"to red from {sender.name}")
+        sender.client.emit("except-room", "red", f"except red from {sender.name}")
+    for rec in members:
+        await rec.wait("room", 3)
+    for rec in others:
+        await rec.wait("room", 3)
+    await asyncio.sleep(0.1)  # nothing else may come
+    for rec in members:
+        assert sorted(a[0] for a in rec.got("room")) == [f"to red from {s.name}" for s in others]
+    for rec in others:
+        assert sorted(a[0] for a in rec.got("room")) == [
+            f"except red from {s.name}" for s in others
+        ]
+
+    # after leaving, a member is like the others
+    assert await members[2].call("leave", "red") == "red"
+    others[0].client.emit("to-room", "red", "again")
+    await members[0].wait("room", 4)
+    await members[1].wait("room", 4)
+    await asyncio.sleep(0.1)
+    assert len(members[2].got("room")) == 3
+
+
+async def test_binary_across_nodes(
+    redis_server: Any, py_node: Any, js_node: Any, client: Any
+) -> None:
+    *_, clients = await cluster(redis_server, py_node, js_node, client)
+    blob = bytes(range(256))
+    for sender in clients:
+        sender.client.emit("chat", sender.name, blob, {"nested": [b"\x00\x01", "text"]})
+    for rec in clients:
+        got = await rec.wait("chat", 3)
+        assert sorted(args[0] for args in got) == ["A0", "B0", "J0"]
+        for args in got:
+            assert args[1:] == (blob, {"nested": [b"\x00\x01", "text"]}), (rec.name, args)
+
+
+async def test_fetch_sockets_across_nodes(
+    redis_server: Any, py_node: Any, js_node: Any, client: Any
+) -> None:
+    a, _, _, clients = await cluster(redis_server, py_node, js_node, client)
+    for rec in clients:
+        await rec.call("join", f"room-{rec.name}")
+    expected = sorted(
+        (rec.client.id, sorted([rec.client.id, f"room-{rec.name}"])) for rec in clients
+    )
+    for rec in clients:  # asked on each node (the Python handler calls sio.fetch_sockets())
+        found = await rec.call("fetch")
+        assert sorted((s["id"], sorted(s["rooms"])) for s in found) == expected, rec.name
+
+    sockets = await a.sio.in_("room-J0").fetch_sockets()  # a RemoteSocket on the Node.js node
+    assert [s.id for s in sockets] == [clients[2].client.id]
+    assert sockets[0].handshake["query"]["EIO"] == "4" and sockets[0].rooms == {
+        clients[2].client.id,
+        "room-J0",
+    }
+    sockets[0].emit("chat", "just you")  # its methods go through the adapter
+    assert await clients[2].wait("chat", 1) == [("just you",)]
+    assert await a.adapter.fetch_all_rooms() >= {"room-A0", "room-B0", "room-J0"}
+
+
+async def test_sockets_join_and_disconnect_sockets_across_nodes(
+    redis_server: Any, py_node: Any, js_node: Any, client: Any
+) -> None:
+    a, _, _, clients = await cluster(redis_server, py_node, js_node, client)
+    for rec in clients:
+        await rec.call("join", "all")
+    a.sio.in_("all").sockets_join("blue")  # from a Python node
+    await asyncio.sleep(0.1)
+    clients[2].client.emit("to-room", "blue", "blue 1")  # sent from the Node.js node
+    for rec in clients:
+        assert await rec.wait("room", 1) == [("blue 1",)]
+    await clients[0].call("sockets-join", "all", "green")  # through node A's handler
+    await clients[2].call("sockets-join", "all", "pink")  # io.in("all").socketsJoin on Node.js
+    await asyncio.sleep(0.1)
+    clients[1].client.emit("to-room", "pink", "pink 1")
+    clients[1].client.emit("to-room", "green", "green 1")
+    for rec in clients:
+        assert await rec.wait("room", 3) == [("blue 1",), ("pink 1",), ("green 1",)]
+
+    a.sio.in_("blue").sockets_leave("blue")
+    await asyncio.sleep(0.1)
+    clients[2].client.emit("to-room", "blue", "nobody")
+    await asyncio.sleep(0.2)
+    assert all(len(rec.got("room")) == 3 for rec in clients)
+
+    a.sio.disconnect_sockets()
+    async with asyncio.timeout(WAIT):
+        while any(rec.client.connected for rec in clients):
+            await asyncio.sleep(0.02)
+
+
+async def test_server_side_emit_across_nodes(
+    redis_server: Any, py_node: Any, js_node: Any, client: Any
+) -> None:
+    a, b, _, clients = await cluster(redis_server, py_node, js_node, client)
+    heard: list[tuple[Any, ...]] = []
+    b.sio.on_server_side("news", lambda *args: heard.append(args))
+    a.sio.server_side_emit("news", 1, {"x": [2]})  # without ack
+    async with asyncio.timeout(WAIT):
+        while not heard:
+            await asyncio.sleep(0.01)
+    assert heard == [(1, {"x": [2]})]
+
+    # with acks: one reply per *other* server, from both kinds
+    replies = await a.sio.server_side_emit_with_ack("hello", 1, "two")
+    assert sorted(replies) == ['node:[1,"two"]', 'py:[1,"two"]']
+    for rec in clients:  # started on each node through its API
+        replies = await rec.call("server-side", rec.name)
+        others = ["py", "py"] if rec.name == "J0" else ["node", "py"]
+        assert sorted(r.split(":")[0] for r in replies) == others, (rec.name, replies)
+
+
+async def test_broadcast_with_acks_across_nodes(
+    redis_server: Any, py_node: Any, js_node: Any, client: Any
+) -> None:
+    a, _, _, clients = await cluster(redis_server, py_node, js_node, client)
+    answers = await a.sio.timeout(3.0).emit_with_ack("question", 7)
+    assert sorted(answers) == [f"{name}:[7]" for name in ("A0", "B0", "J0")]
+    for rec in clients:  # asked from each node (Node.js: io.timeout(3000).emitWithAck)
+        answers = await rec.call("ask", rec.name)
+        assert sorted(answers) == [f"{n}:{json.dumps([rec.name])}" for n in ("A0", "B0", "J0")]
+    # a room on another node only
+    await clients[2].call("join", "solo")
+    assert await a.sio.to("solo").timeout(3.0).emit_with_ack("question", 1) == ["J0:[1]"]

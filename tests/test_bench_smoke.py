@@ -1,0 +1,31 @@
+"""The benchmark harness (benchmarks/) still runs: one tiny scenario against our server.
+
+The full benchmark is `make bench`; it is not part of `make test`, only this smoke run is.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_quick_bench_run_writes_a_positive_figure(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "bench.jsonl"
+    cmd = [sys.executable, "-m", "benchmarks.run", "--quick", "--servers", "ours"]
+    cmd += ["--scenarios", "ack_rtt", "--set", "ack_rtt.count=100", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records[0]["kind"] == "meta"
+    runs = [r for r in records if r.get("kind") == "run"]
+    assert len(runs) == 1, records
+    run = runs[0]
+    assert (run["server"], run["scenario"]) == ("ours", "ack_rtt")
+    assert run["messages"] == 100
+    assert run["msgs_per_s"] > 0 and run["latency_p50_ms"] > 0
+    assert run["cpu_us_per_msg"] is not None and run["cpu_us_per_msg"] >= 0
+    assert "ack_rtt" in proc.stdout and "sio_teach" in proc.stdout  # the table was printed
