@@ -62,6 +62,10 @@ class ClientSocket:
         self.send_buffer: list[Packet] = []
         self.acks: dict[int, Callable[[list[Any]], None]] = {}
         self._next_ack = 0
+        # connection state recovery: the server's private session id and the last offset seen
+        self.pid: str | None = None
+        self.last_offset: str | None = None
+        self.recovered = False
         self._connected_future: asyncio.Future[None] | None = None
 
     # -- handlers -------------------------------------------------------------------------------
@@ -116,7 +120,10 @@ class ClientSocket:
             raise ConnectError(f"no answer to CONNECT {self.nsp} within {timeout} s") from None
 
     def _send_connect(self) -> None:
-        self.manager.send(Packet.connect(self.nsp, self.auth))
+        auth = self.auth
+        if self.pid is not None and self.last_offset is not None:  # ask to recover the session
+            auth = {**(auth or {}), "pid": self.pid, "offset": self.last_offset}
+        self.manager.send(Packet.connect(self.nsp, auth))
 
     async def disconnect(self) -> None:
         """Leave this namespace; the connection closes when no namespace is left."""
@@ -163,6 +170,9 @@ class ClientSocket:
         kind = packet.type
         if kind is PacketType.CONNECT:
             self.id = (packet.data or {}).get("sid")
+            pid = (packet.data or {}).get("pid")
+            self.recovered = pid is not None and pid == self.pid
+            self.pid = pid
             self.connected = True
             self._fire("connect")
             # "the client flushes its buffer" once connected, in order
@@ -185,6 +195,10 @@ class ClientSocket:
             self.manager._close_if_idle()
         elif kind is PacketType.EVENT and self.connected:
             event, *args = packet.data
+            if self.pid is not None and packet.id is None and args and isinstance(args[-1], str):
+                # like the official client: the last string argument is the offset to recover
+                # from (handlers still see it, as in JavaScript)
+                self.last_offset = args[-1]
             for handler in self.any_handlers:
                 try:
                     handler(event, *args)

@@ -37,6 +37,7 @@ import tornado.ioloop
 
 from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter
 from sio_teach.errors import AckTimeoutError, ConnectRefused, ProtocolError
+from sio_teach.sio import recovery
 from sio_teach.sio.packet import RESERVED_EVENTS, Decoder, Packet, PacketType, encode
 from sio_teach.trace import Tracer
 from sio_teach.transports.eio_server import EngineServer, EngineSocket
@@ -90,6 +91,7 @@ class Server:
         tracer: Tracer | None = None,
         adapter: Callable[[str, Any], MemoryAdapter] = MemoryAdapter,
         sid_factory: Callable[[], str] | None = None,
+        connection_state_recovery: recovery.Options | bool = False,
         **engine_options: Any,
     ) -> None:
         self.tracer = tracer or Tracer(enabled=False, sio=True)
@@ -100,6 +102,10 @@ class Server:
         self.connect_timeout = connect_timeout
         self.adapter_factory = adapter
         self.sid_factory = sid_factory or (lambda: secrets.token_urlsafe(15))
+        # connection state recovery (see sio/recovery.py): off by default, as in the reference
+        if connection_state_recovery is True:
+            connection_state_recovery = recovery.Options()
+        self.recovery_options = connection_state_recovery or None
         self.namespaces: dict[str, Namespace] = {}
         self.parent_namespaces: list[tuple[NamespaceMatcher, Namespace]] = []
         self.of("/")
@@ -271,9 +277,13 @@ class Connection:
             self.connecting.discard(name)
             self.send(Packet.connect_error(name, "Invalid namespace"))
             return
-        socket = Socket(nsp, self, auth)
+        session = None
+        if nsp.recovery is not None and auth.get("pid") and auth.get("offset"):
+            session = nsp.recovery.restore(auth["pid"], auth["offset"], self.server.engine.now())
+        socket = Socket(nsp, self, auth, session)
+        skip = session is not None and nsp.recovery is not None and nsp.recovery.options.skip_middlewares
         try:
-            for middleware in nsp.middlewares:
+            for middleware in [] if skip else nsp.middlewares:
                 await call(middleware, socket)
         except Exception as error:  # a refusal, or a bug in a middleware: the client must hear
             self.connecting.discard(name)
@@ -291,7 +301,12 @@ class Connection:
         self.sockets[name] = socket
         tornado.ioloop.IOLoop.current().remove_timeout(self._connect_timer)  # a CONNECT arrived
         nsp._add(socket)
-        self.send(Packet.connect(name, {"sid": socket.id}))
+        reply = {"sid": socket.id} if socket.pid is None else {"sid": socket.id, "pid": socket.pid}
+        self.send(Packet.connect(name, reply))
+        if session is not None:  # recovered: the same rooms, then every event missed meanwhile
+            socket.join(*session.rooms)
+            for data in session.missed:
+                self.send(Packet(PacketType.EVENT, name, data))
         handler = nsp.handlers.get("connect")
         if handler is not None:
             await socket._run(handler, socket, auth)
@@ -307,10 +322,18 @@ class Connection:
 class Socket:
     """A client connected to one namespace. Handlers receive it as their first argument."""
 
-    def __init__(self, nsp: Namespace, conn: Connection, auth: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        nsp: Namespace,
+        conn: Connection,
+        auth: dict[str, Any],
+        session: recovery.Session | None = None,
+    ) -> None:
         self.nsp = nsp
         self.conn = conn
-        self.id = nsp.server.sid_factory()
+        self.recovered = session is not None  # True: same id, rooms and data as before the cut
+        self.id = session.sid if session else nsp.server.sid_factory()
+        self.pid = session.pid if session else nsp.recovery.new_pid() if nsp.recovery else None
         request = conn.eio.request
         self.handshake = {
             "headers": dict(request.headers),
@@ -319,7 +342,7 @@ class Socket:
             "auth": auth,
             "url": request.uri,
         }
-        self.data: dict[str, Any] = {}  # free for the application
+        self.data: dict[str, Any] = session.data if session else {}  # free for the application
         self.connected = False
         self.acks: dict[int, Callable[[list[Any]], None]] = {}
 
@@ -358,6 +381,10 @@ class Socket:
             return None
         for listener in self.nsp.any_outgoing:
             _listen(listener, self, event, *args)
+        if callback is None and self.nsp.recovery is not None:
+            # kept for recovery like a broadcast to this socket's own room (socket.ts emit)
+            BroadcastOperator(self.nsp, BroadcastOptions(frozenset([self.id]))).emit(event, *args)
+            return None
         ack_id = None
         if callback is not None:
             ack_id = self.nsp.next_ack_id()
@@ -432,6 +459,9 @@ class Socket:
             return
         self.connected = False
         self.conn.sockets.pop(self.nsp.name, None)
+        if self.nsp.recovery is not None and reason in recovery.RECOVERABLE_REASONS:
+            session = recovery.Session(self.id, self.pid, self.rooms, self.data)  # type: ignore[arg-type]
+            self.nsp.recovery.persist(session, self.nsp.server.engine.now())
         self.nsp._remove(self)
         self.acks.clear()
         handler = self.nsp.handlers.get("disconnect")
@@ -453,6 +483,8 @@ class Namespace:
         self.adapter = server.adapter_factory(name, self._deliver)
         self.adapter.namespace = self  # a remote request reaches our sockets through it
         self.server_side_handlers: dict[str, Handler] = {}  # events from the other servers
+        options = server.recovery_options
+        self.recovery = recovery.Recovery(options) if options else None
         self._ack_ids = itertools.count()
 
     def on(self, event: str, handler: Handler | None = None) -> Any:
@@ -603,7 +635,10 @@ class BroadcastOperator:
 
     def emit(self, event: str, *args: Any) -> None:
         """Send to every matching socket; the packet is encoded once for all of them."""
-        self.nsp.adapter.broadcast(Packet.event(self.nsp.name, event, *args), self.opts)
+        data, opts, nsp = [event, *args], self.opts, self.nsp
+        if nsp.recovery is not None and not opts.volatile:  # an offset, and a copy kept
+            data = nsp.recovery.stamp(data, opts.rooms, opts.except_, nsp.server.engine.now())
+        nsp.adapter.broadcast(Packet(PacketType.EVENT, nsp.name, data), opts)
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         """Broadcast and collect one ACK value per recipient, on every node (within :meth:`timeout`).
