@@ -22,7 +22,8 @@ open file descriptors (``/proc/PID/fd``) from outside.
     warm-up and at the end (they must come back to the start), and the same for the driver.
 
 Every loop is bounded in count and in time; everything is on 127.0.0.1; the server subprocess is
-killed at the end (also on Ctrl-C). The table goes to stdout, the figures to ``--json``
+stopped at the end (also on Ctrl-C or SIGTERM, and it stops by itself should the driver be killed
+outright). The table goes to stdout, the figures to ``--json``
 (``benchmarks/results/soak.json`` by default). Nothing is asserted here: ``tests/reliability/
 test_soak_smoke.py`` runs a short form and asserts on the JSON.
 """
@@ -47,6 +48,7 @@ from typing import Any
 
 import tornado.httpclient
 import tornado.httpserver
+import tornado.ioloop
 import tornado.netutil
 import tornado.web
 import tornado.websocket
@@ -106,8 +108,15 @@ async def serve(port: int, ping_interval: float, ping_timeout: float) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    parent = os.getppid()
+    orphaned = tornado.ioloop.PeriodicCallback(
+        lambda: os.getppid() != parent and stop.set(),
+        500,  # the driver died (e.g. SIGKILL)
+    )
+    orphaned.start()
     print(f"listening {bound}", flush=True)
     await stop.wait()
+    orphaned.stop()
     http.stop()
     sio.close()
     await asyncio.sleep(0.05)
@@ -139,7 +148,10 @@ def raise_fd_limit(wanted: int) -> int:
 
 
 class ServerProcess:
-    """``python -m benchmarks.soak --serve`` on a free port; killed by :meth:`stop`."""
+    """``python -m benchmarks.soak --serve`` on a free port; killed by :meth:`stop` (and, should
+    the driver die first, it stops by itself within 0.5 s)."""
+
+    running: set[ServerProcess] = set()  # stopped by main() whatever happens
 
     def __init__(self, ping_interval: float, ping_timeout: float) -> None:
         self.args = ["--ping-interval", str(ping_interval), "--ping-timeout", str(ping_timeout)]
@@ -161,6 +173,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
         )
+        ServerProcess.running.add(self)
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout)
         if not line.startswith("listening "):
@@ -194,6 +207,7 @@ class ServerProcess:
             await asyncio.sleep(0.2)
 
     def stop(self) -> None:
+        ServerProcess.running.discard(self)
         self.http.close()
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -599,7 +613,14 @@ def main(argv: list[str] | None = None) -> None:
         capped = max(0, opts.fd_limit - 200)
         log.warning("fd limit %d: %d idle clients instead of %d", opts.fd_limit, capped, opts.idle)
         opts.idle = capped
-    results = asyncio.run(drive(opts))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
+    try:
+        results = asyncio.run(drive(opts))
+    except KeyboardInterrupt:
+        sys.exit("interrupted")
+    finally:
+        for server in list(ServerProcess.running):
+            server.stop()
     print(table(results))
     opts.json.parent.mkdir(parents=True, exist_ok=True)
     opts.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -174,11 +174,12 @@ class ClientSocket:
             self.recovered = pid is not None and pid == self.pid
             self.pid = pid
             self.connected = True
-            self._fire("connect")
-            # "the client flushes its buffer" once connected, in order
+            # the buffer goes out first, in order, then the connect handler runs (socket.io-client
+            # onconnect: emitBuffered, then "connect"), so nothing it emits overtakes the buffer
             buffered, self.send_buffer = self.send_buffer, []
             for buffered_packet in buffered:
                 self.manager.send(buffered_packet)
+            self._fire("connect")
             if self._connected_future and not self._connected_future.done():
                 self._connected_future.set_result(None)
         elif kind is PacketType.CONNECT_ERROR:

@@ -228,6 +228,12 @@ class EngineClient:
             ws.close()
             self._after()
             return
+        if ws.protocol is None or ws.protocol.is_closing():
+            # the WebSocket died during the pause: stay on polling, nothing queued is lost
+            self.session.probe_failed()
+            self._poll_task = self._spawn(self._poll_loop())
+            self._after()
+            return
         self._write(ws, self.session.finish_upgrade())
         self.ws = ws
         self._spawn(self._ws_loop(ws))
