@@ -109,6 +109,17 @@ class Lab:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.http_server.close_all_connections(), 2.0)
 
+    async def shutdown(self) -> None:
+        """:meth:`stop`, then close the server's adapters and wait for them (a Redis adapter
+        stops listening and closes its Redis connections). For a raw Engine.IO lab: stop only."""
+        await self.stop()
+        if isinstance(self.server, Server):
+            self.server.close()
+            for nsp in list(self.server.namespaces.values()):
+                aclose = getattr(nsp.adapter, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
     async def restart(self) -> None:
         """Start again on the same port (stopping first if still running), as after a process
         restart: a fresh server with the same options and ``setup``, so no session, socket or room
@@ -158,13 +169,16 @@ class LabHandler(EngineHandler):
 
 
 async def start_server(*, path: str = "/socket.io/", port: int = 0,
-                       setup: Callable[[Server], None] | None = None, **options: Any) -> Lab:
+                       setup: Callable[[Server], None] | None = None, node: str = "server",
+                       ids: str = "sid", **options: Any) -> Lab:
     """A Socket.IO :class:`Server` (``Server`` options) on 127.0.0.1, on the running loop.
-    ``setup(server)`` registers handlers (again after each :meth:`Lab.restart`)."""
-    tracer, ids = Tracer("server", sio=True), counter_ids()
+    ``setup(server)`` registers handlers (again after each :meth:`Lab.restart`). For several
+    nodes in one notebook, give each its own ``node`` name (the tracer's) and ``ids`` prefix
+    (``ids="A"``: sessions and sockets ``A-0001``, ``A-0002``…, unique across the cluster)."""
+    tracer, ids_factory = Tracer(node, sio=True), counter_ids(ids)
 
     def make() -> tuple[Server, EngineServer]:
-        server = Server(tracer=tracer, sid_factory=ids, **options)
+        server = Server(tracer=tracer, sid_factory=ids_factory, **options)
         return server, server.engine
 
     return Lab(make, path, port, setup)
