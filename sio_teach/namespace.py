@@ -1,0 +1,476 @@
+"""Namespaces and the sockets in them: events, acks, rooms, broadcasts (the Socket.IO server side).
+
+:class:`~sio_teach.server.Server` creates a :class:`Namespace` per name; each client connected to
+a namespace is a :class:`Socket`; ``nsp.to("room").emit(...)`` builds a :class:`BroadcastOperator`;
+:class:`RemoteSocket` is a socket of another node, as ``fetch_sockets`` returns it.
+
+Rules come from socket.io-protocol ``Readme.md`` and, where it is silent, from the reference
+server (socket.io ``lib/namespace.ts``, ``lib/socket.ts``, ``lib/broadcast-operator.ts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sio_teach.adapters.memory import BroadcastOptions
+from sio_teach.errors import AckTimeoutError
+from sio_teach.sio import recovery
+from sio_teach.sio.packet import RESERVED_EVENTS, Packet, PacketType
+
+if TYPE_CHECKING:
+    from sio_teach.server import Connection, Server
+
+log = logging.getLogger("sio_teach.server")  # one log for the whole server side
+
+Handler = Callable[..., Any]
+
+
+async def call(handler: Handler, *args: Any) -> Any:
+    """Call a handler that may be a plain function or a coroutine function."""
+    result = handler(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _listen(listener: Handler, *args: Any) -> None:
+    """Call a catch-all listener (plain or coroutine function); its failure is only logged."""
+    try:
+        result = listener(*args)
+        if inspect.isawaitable(result):
+            asyncio.ensure_future(result)
+    except Exception:
+        log.exception("listener %r failed", listener)
+
+
+def ack_args(result: Any) -> list[Any]:
+    """A handler's return value as ACK arguments: a tuple → its items (``()`` → an empty ACK),
+    anything else → ``[value]``. (``None`` means "no ACK": see :meth:`Socket._run`.)"""
+    return list(result) if isinstance(result, tuple) else [result]
+
+
+def ack_value(args: list[Any]) -> Any:
+    """ACK arguments as a Python value: [] → None, [x] → x, more → a tuple."""
+    return None if not args else args[0] if len(args) == 1 else tuple(args)
+
+
+class Socket:
+    """A client connected to one namespace. Handlers receive it as their first argument."""
+
+    def __init__(
+        self,
+        nsp: Namespace,
+        conn: Connection,
+        auth: dict[str, Any],
+        session: recovery.Session | None = None,
+    ) -> None:
+        self.nsp = nsp
+        self.conn = conn
+        self.recovered = session is not None  # True: same id, rooms and data as before the cut
+        self.id = session.sid if session else nsp.server.sid_factory()
+        self.pid = session.pid if session else nsp.recovery.new_pid() if nsp.recovery else None
+        request = conn.eio.request
+        self.handshake = {
+            "headers": dict(request.headers),
+            "query": {k: v[-1].decode() for k, v in request.query_arguments.items()},
+            "address": request.remote_ip,
+            "auth": auth,
+            "url": request.uri,
+        }
+        self.data: dict[str, Any] = session.data if session else {}  # free for the application
+        self.connected = False
+        self.acks: dict[int, Callable[[list[Any]], None]] = {}
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} on {self.nsp.name}>"
+
+    # -- rooms --------------------------------------------------------------------------------
+
+    @property
+    def rooms(self) -> set[str]:
+        return self.nsp.adapter.socket_rooms(self.id)
+
+    def join(self, *rooms: str) -> None:
+        self.nsp.adapter.add_all(self.id, rooms)
+
+    def leave(self, room: str) -> None:
+        self.nsp.adapter.delete(self.id, room)
+
+    def to(self, *rooms: str) -> BroadcastOperator:
+        """Broadcast from this socket: to ``rooms``, never back to this socket."""
+        return BroadcastOperator(self.nsp, BroadcastOptions(frozenset(rooms), frozenset([self.id])))
+
+    in_ = to
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Every other socket of this namespace."""
+        return self.to()
+
+    # -- emitting -----------------------------------------------------------------------------
+
+    def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> int | None:
+        """Send ``event`` to this client. With ``callback``, the client's ACK calls it (the ack
+        id is returned)."""
+        if not self.connected:
+            return None
+        for listener in self.nsp.any_outgoing:
+            _listen(listener, self, event, *args)
+        if callback is None and self.nsp.recovery is not None:
+            # kept for recovery like a broadcast to this socket's own room (socket.ts emit)
+            BroadcastOperator(self.nsp, BroadcastOptions(frozenset([self.id]))).emit(event, *args)
+            return None
+        ack_id = None
+        if callback is not None:
+            ack_id = self.nsp.next_ack_id()
+            self.acks[ack_id] = lambda values: callback(*values)
+        self.conn.send(Packet.event(self.nsp.name, event, *args, id=ack_id))
+        return ack_id
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
+        """Send ``event`` and wait for the client's ACK; returns its value (see :func:`ack_value`).
+        Raises :class:`AckTimeoutError` after ``timeout`` seconds."""
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        ack_id = self.emit(
+            event, *args, callback=lambda *values: future.done() or future.set_result(list(values))
+        )
+        try:
+            return ack_value(await asyncio.wait_for(future, timeout))
+        except TimeoutError:
+            self.acks.pop(ack_id, None)  # type: ignore[arg-type]  # a late ACK is ignored
+            raise AckTimeoutError(f"no ack for {event!r} within {timeout} s") from None
+
+    def disconnect(self, close: bool = False) -> None:
+        """Leave this namespace (the client gets DISCONNECT), or close the whole connection."""
+        if close:
+            self.conn.eio.close("server namespace disconnect")
+            return
+        if self.connected:
+            self.conn.send(Packet.disconnect(self.nsp.name))
+            self._closed("server namespace disconnect")
+
+    # -- incoming -----------------------------------------------------------------------------
+
+    def _on_event(self, packet: Packet) -> None:
+        event, *args = packet.data
+        for listener in self.nsp.any_handlers:
+            _listen(listener, self, event, *args)
+        handler = self.nsp.handlers.get(event)
+        if handler is None:
+            return  # an event nobody listens to gets no ACK
+        if inspect.iscoroutinefunction(handler):
+            asyncio.ensure_future(self._run(handler, self, *args, ack_id=packet.id))
+            return
+        # A plain function runs at once: no Task to create (that is most of an echo's cost).
+        try:
+            result = handler(self, *args)
+        except Exception:
+            log.exception("handler %r failed", handler)
+            return
+        if isinstance(result, Awaitable):  # a plain function may still return a coroutine
+            asyncio.ensure_future(self._run(lambda: result, ack_id=packet.id))
+        else:
+            self._ack(packet.id, result)
+
+    def _ack(self, ack_id: int | None, result: Any) -> None:
+        # Returning None sends no ACK (the client's ack then times out), like a JS handler that
+        # never calls its callback; return () for an empty ACK.
+        if ack_id is not None and result is not None and self.connected:
+            self.conn.send(Packet.ack(self.nsp.name, ack_id, *ack_args(result)))
+
+    async def _run(self, handler: Handler, *args: Any, ack_id: int | None = None) -> None:
+        try:
+            self._ack(ack_id, await call(handler, *args))
+        except Exception:
+            log.exception("handler %r failed", handler)
+
+    def _on_ack(self, packet: Packet) -> None:
+        callback = self.acks.pop(packet.id, None)  # type: ignore[arg-type]
+        if callback is not None:
+            callback(packet.data)
+
+    def _closed(self, reason: str) -> None:
+        if not self.connected:
+            return
+        self.connected = False
+        self.conn.sockets.pop(self.nsp.name, None)
+        if self.nsp.recovery is not None and reason in recovery.RECOVERABLE_REASONS:
+            session = recovery.Session(self.id, self.pid, self.rooms, self.data)  # type: ignore[arg-type]
+            self.nsp.recovery.persist(session, self.nsp.server.engine.now())
+        self.nsp._remove(self)
+        self.acks.clear()
+        handler = self.nsp.handlers.get("disconnect")
+        if handler is not None:
+            asyncio.ensure_future(call(handler, self, reason))
+
+
+class Namespace:
+    """A namespace: its handlers, middlewares, sockets and rooms (through its adapter)."""
+
+    def __init__(self, server: Server, name: str) -> None:
+        self.server = server
+        self.name = name
+        self.handlers: dict[str, Handler] = {}
+        self.middlewares: list[Handler] = []
+        self.any_handlers: list[Handler] = []
+        self.any_outgoing: list[Handler] = []
+        self.sockets: dict[str, Socket] = {}
+        self.adapter = server.adapter_factory(name, self._deliver)
+        self.adapter.namespace = self  # a remote request reaches our sockets through it
+        self.server_side_handlers: dict[str, Handler] = {}  # events from the other servers
+        options = server.recovery_options
+        self.recovery = recovery.Recovery(options) if options else None
+        self._ack_ids = itertools.count()
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        if handler is None:
+            return lambda h: self.on(event, h)
+        self.handlers[event] = handler
+        return handler
+
+    def use(self, middleware: Handler) -> None:
+        """Add a middleware ``(socket)``; it refuses a connection by raising :class:`ConnectRefused`."""
+        self.middlewares.append(middleware)
+
+    def on_any(self, listener: Handler) -> Handler:
+        """A catch-all for incoming events: ``listener(socket, event, *args)``."""
+        self.any_handlers.append(listener)
+        return listener
+
+    def on_any_outgoing(self, listener: Handler) -> Handler:
+        self.any_outgoing.append(listener)
+        return listener
+
+    def next_ack_id(self) -> int:
+        return next(self._ack_ids)
+
+    # -- talking to the other servers (socket.io ``serverSideEmit``) ----------------------------
+
+    def on_server_side(self, event: str, handler: Handler | None = None) -> Any:
+        """Handle ``event`` sent by another server's :meth:`server_side_emit` (usable as a
+        decorator). The handler gets ``(*args)``; its return value, unless None, is the reply."""
+        if handler is None:
+            return lambda h: self.on_server_side(event, h)
+        self.server_side_handlers[event] = handler
+        return handler
+
+    def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send ``event(*args)`` to every *other* server of the cluster (args must be JSON)."""
+        if event in RESERVED_EVENTS:  # socket.io namespace.ts: "is a reserved event name"
+            raise ValueError(f"{event!r} is a reserved event name")
+        self.adapter.server_side_emit([event, *args])
+
+    async def server_side_emit_with_ack(
+        self, event: str, *args: Any, timeout: float | None = None
+    ) -> list[Any]:
+        """Send ``event(*args)`` to the other servers and return their replies, one per server.
+        Raises :class:`AckTimeoutError` (its ``responses`` holds the replies that did come) when
+        some server did not reply within ``timeout`` (None: the adapter's requests timeout)."""
+        if event in RESERVED_EVENTS:
+            raise ValueError(f"{event!r} is a reserved event name")
+        return await self.adapter.server_side_emit_with_ack([event, *args], timeout)
+
+    def _on_server_side_emit(self, args: list[Any], reply: Callable[[Any], None] | None) -> None:
+        """Called by the adapter for another server's event; ``reply`` (if asked) sends the ack."""
+        handler = self.server_side_handlers.get(args[0]) if args else None
+        if handler is None:
+            return
+
+        async def run() -> None:
+            try:
+                result = await call(handler, *args[1:])
+            except Exception:
+                log.exception("server-side handler %r failed", handler)
+                return
+            if reply is not None and result is not None:
+                reply(result)
+
+        asyncio.ensure_future(run())
+
+    def _add(self, socket: Socket) -> None:
+        socket.connected = True
+        self.sockets[socket.id] = socket
+        self.adapter.add_all(socket.id, [socket.id])  # every socket is in the room of its own id
+
+    def _remove(self, socket: Socket) -> None:
+        self.sockets.pop(socket.id, None)
+        self.adapter.del_all(socket.id)
+
+    def _deliver(self, sid: str, text: str, attachments: list[bytes], volatile: bool) -> None:
+        socket = self.sockets.get(sid)
+        if socket is not None and (not volatile or socket.conn.eio.writable):
+            socket.conn.send_encoded(text, attachments)
+
+    # broadcasting
+    def to(self, *rooms: str) -> BroadcastOperator:
+        return BroadcastOperator(self, BroadcastOptions(frozenset(rooms)))
+
+    in_ = to
+
+    def except_(self, *rooms: str) -> BroadcastOperator:
+        return BroadcastOperator(self).except_(*rooms)
+
+    def emit(self, event: str, *args: Any) -> None:
+        BroadcastOperator(self).emit(event, *args)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return BroadcastOperator(self).timeout(seconds)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return BroadcastOperator(self).volatile
+
+    def sockets_in(self, *rooms: str) -> list[Socket]:
+        opts = BroadcastOptions(frozenset(rooms))
+        return [self.sockets[sid] for sid in self.adapter.recipients(opts) if sid in self.sockets]
+
+    # on every node (see BroadcastOperator: ``nsp.in_("r").sockets_join("x")`` narrows them)
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        return await BroadcastOperator(self).fetch_sockets()
+
+    def sockets_join(self, *rooms: str) -> None:
+        BroadcastOperator(self).sockets_join(*rooms)
+
+    def sockets_leave(self, *rooms: str) -> None:
+        BroadcastOperator(self).sockets_leave(*rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        BroadcastOperator(self).disconnect_sockets(close)
+
+
+class BroadcastOperator:
+    """A broadcast being built: ``nsp.to("a").except_("b").volatile.emit(...)``. Immutable."""
+
+    def __init__(
+        self, nsp: Namespace, opts: BroadcastOptions | None = None, ack_timeout: float | None = None
+    ) -> None:
+        self.nsp = nsp
+        self.opts = opts or BroadcastOptions()
+        self.ack_timeout = ack_timeout
+
+    def _with(self, **changes: Any) -> BroadcastOperator:
+        fields = {"rooms": self.opts.rooms, "except_": self.opts.except_, "volatile": self.opts.volatile}
+        fields.update(changes)
+        return BroadcastOperator(self.nsp, BroadcastOptions(**fields), self.ack_timeout)
+
+    def to(self, *rooms: str) -> BroadcastOperator:
+        return self._with(rooms=self.opts.rooms | set(rooms))
+
+    in_ = to
+
+    def except_(self, *rooms: str) -> BroadcastOperator:
+        return self._with(except_=self.opts.except_ | set(rooms))
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self._with(volatile=True)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return BroadcastOperator(self.nsp, self.opts, seconds)
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Send to every matching socket; the packet is encoded once for all of them."""
+        data, opts, nsp = [event, *args], self.opts, self.nsp
+        if nsp.recovery is not None and not opts.volatile:  # an offset, and a copy kept
+            data = nsp.recovery.stamp(data, opts.rooms, opts.except_, nsp.server.engine.now())
+        nsp.adapter.broadcast(Packet(PacketType.EVENT, nsp.name, data), opts)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """Broadcast and collect one ACK value per recipient, on every node (within :meth:`timeout`).
+
+        Each server says how many clients it asked; done when every server has said so and that
+        many ACKs came (socket.io ``broadcast-operator.ts`` ``checkCompleteness``). Values come in
+        arrival order. Raises :class:`AckTimeoutError` if some recipients did not answer in time.
+        """
+        adapter = self.nsp.adapter
+        # one id for every recipient, as the reference does
+        packet = Packet.event(self.nsp.name, event, *args, id=self.nsp.next_ack_id())
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        counts: list[int] = []  # one per server that has sent its client count
+        values: list[Any] = []
+        servers: list[int] = []  # the number of servers, once known
+
+        def check() -> None:
+            complete = servers and len(counts) >= servers[0] and len(values) >= sum(counts)
+            if complete and not done.done():
+                done.set_result(None)
+
+        def on_count(count: int) -> None:
+            counts.append(count)
+            check()
+
+        def on_ack(ack_args: list[Any]) -> None:
+            values.append(ack_value(ack_args))
+            check()
+
+        adapter.broadcast_with_ack(packet, self.opts, on_count, on_ack, self.ack_timeout)
+        servers.append(await adapter.server_count())
+        check()
+        try:
+            await asyncio.wait_for(done, self.ack_timeout)
+        except TimeoutError:
+            raise AckTimeoutError(
+                f"{len(values)} acks for {event!r} from {sum(counts)} clients "
+                f"({len(counts)} of {servers[0]} servers answered)"
+            ) from None
+        return values
+
+    def sockets(self) -> list[Socket]:
+        """The matching sockets of *this* node (see :meth:`fetch_sockets` for every node's)."""
+        return [self.nsp.sockets[s] for s in self.nsp.adapter.recipients(self.opts) if s in self.nsp.sockets]
+
+    # On every node that shares the adapter (socket.io ``socketsJoin``, ``socketsLeave``,
+    # ``disconnectSockets``, ``fetchSockets``); this node's sockets are handled at once.
+    def sockets_join(self, *rooms: str) -> None:
+        self.nsp.adapter.add_sockets(self.opts, rooms)
+
+    def sockets_leave(self, *rooms: str) -> None:
+        self.nsp.adapter.del_sockets(self.opts, rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        self.nsp.adapter.disconnect_sockets(self.opts, close)
+
+    join, leave, disconnect = sockets_join, sockets_leave, disconnect_sockets
+
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        """The matching sockets of every node: :class:`Socket` here, :class:`RemoteSocket` for
+        another node's. Raises TimeoutError if a node does not answer within the adapter's
+        requests timeout."""
+        found = await self.nsp.adapter.fetch_sockets(self.opts)
+        return [s if isinstance(s, Socket) else RemoteSocket.from_dict(self.nsp, s) for s in found]
+
+
+@dataclass
+class RemoteSocket:
+    """A socket on another node, as :meth:`BroadcastOperator.fetch_sockets` saw it (a snapshot of
+    ``id``, ``handshake``, ``rooms``, ``data``). Its methods act through the adapter."""
+
+    nsp: Namespace = field(repr=False)
+    id: str
+    handshake: dict[str, Any]
+    rooms: set[str]
+    data: Any
+
+    @classmethod
+    def from_dict(cls, nsp: Namespace, details: dict[str, Any]) -> RemoteSocket:
+        """From a REMOTE_FETCH response item ``{id, handshake, rooms, data}``."""
+        rooms = set(details.get("rooms") or ())
+        return cls(nsp, details["id"], details.get("handshake") or {}, rooms, details.get("data"))
+
+    def emit(self, event: str, *args: Any) -> None:
+        self.nsp.to(self.id).emit(event, *args)
+
+    def join(self, *rooms: str) -> None:
+        self.nsp.to(self.id).sockets_join(*rooms)
+
+    def leave(self, *rooms: str) -> None:
+        self.nsp.to(self.id).sockets_leave(*rooms)
+
+    def disconnect(self, close: bool = False) -> None:
+        self.nsp.to(self.id).disconnect_sockets(close)
