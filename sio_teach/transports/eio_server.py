@@ -263,6 +263,7 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
         self.engine = engine
         self.socket = None
         self.probed = False  # this WebSocket answered a `2probe` (it is upgrading a session)
+        self.transport_name = ""  # the request's `transport`, once verify() has read it
 
     # -- request checks (engine.io lib/server.ts `verify`) -----------------------------------
 
@@ -297,10 +298,15 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
 
     async def verify(self) -> EngineSocket | None:
         """Check the query: return the session, or ``None`` for a handshake; raise :class:`Refused`."""
-        query = self.request.query_arguments
-        transport = self.get_query_argument("transport", "")
-        sid = self.get_query_argument("sid", None)
-        if self.get_query_argument("EIO", None) != "4":
+        query = self.request.query_arguments  # raw bytes: read once, no per-call decoding
+
+        def arg(name: str) -> str | None:
+            values = query.get(name)
+            return values[-1].decode("latin-1") if values else None
+
+        transport = self.transport_name = arg("transport") or ""
+        sid = arg("sid")
+        if arg("EIO") != "4":
             raise Refused(UNSUPPORTED_PROTOCOL_VERSION)
         if transport not in self.engine.transports or len(query.get("transport", [])) != 1:
             raise Refused(TRANSPORT_UNKNOWN)
@@ -360,7 +366,7 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         try:
             socket = await self.verify()
-            if self.get_query_argument("transport") == "websocket":
+            if self.transport_name == "websocket":
                 if self.engine.block_websocket:
                     raise Refused(BAD_REQUEST, message="WebSocket blocked (fault injection)")
                 if self.request.headers.get("Upgrade", "").lower() != "websocket":
@@ -371,7 +377,7 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
                 raise Refused(BAD_REQUEST, message="overlapping GET")
         except Refused as refused:
             return self.refuse(refused)
-        if self.get_query_argument("transport") == "websocket":
+        if self.transport_name == "websocket":
             self.socket = socket
             await super().get(*args, **kwargs)
             return
@@ -401,7 +407,7 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
             socket = await self.verify()
             if socket is None:
                 raise Refused(BAD_HANDSHAKE_METHOD)
-            if self.get_query_argument("transport") != "polling":
+            if self.transport_name != "polling":
                 raise Refused(BAD_REQUEST)  # a POST is a long-polling request
             if self.request.headers.get("Content-Type", "").startswith("application/octet-stream"):
                 socket.close("transport error")  # EIO4 sends binary as base64 text
