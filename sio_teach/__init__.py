@@ -1,6 +1,6 @@
 """sio_teach — Socket.IO (Engine.IO v4, Socket.IO v5) on Tornado, readable layer by layer.
 
-    from sio_teach import Server, Client, Tracer
+from sio_teach import Server, Client, Tracer
 """
 
 from sio_teach.client import Client, ClientSocket

@@ -157,7 +157,9 @@ class ClientSocket:
         """Send ``event`` and wait for the server's ACK: its single value, ``None`` for an empty
         ACK, a tuple for several. Raises :class:`AckTimeoutError` after ``timeout`` seconds."""
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        ack_id = self.emit(event, *args, callback=lambda *v: future.done() or future.set_result(list(v)))
+        ack_id = self.emit(
+            event, *args, callback=lambda *v: future.done() or future.set_result(list(v))
+        )
         try:
             return _ack_value(await asyncio.wait_for(future, timeout))
         except TimeoutError:
@@ -284,7 +286,11 @@ class Client(ClientSocket):
         self._closing = False
         self._decoder = Decoder()
         engine = EngineClient(
-            self.url, path=self.path, transports=self.transports, headers=self.headers, tracer=self.tracer
+            self.url,
+            path=self.path,
+            transports=self.transports,
+            headers=self.headers,
+            tracer=self.tracer,
         )
         engine.on_message = self._on_message
         engine.on_close = self._on_close

@@ -1,11 +1,11 @@
 """Notebook helpers: a server inside the kernel, a live packet trace, fault knobs, and plots.
 
-    lab = await start_server(ping_interval=0.3)  # Socket.IO on 127.0.0.1, a free port, this loop
-    with live_trace(lab.tracer):                 # watch the packets while the scenario runs
-        ...                                      # (every scenario cell awaits its own end)
-    print(lab.tracer.text())                     # the deterministic trace that nbval checks
-    await lab.stop()                             # every session, WebSocket and port closed
-    await lab.restart()                          # a fresh server on the same port (a redeploy)
+lab = await start_server(ping_interval=0.3)  # Socket.IO on 127.0.0.1, a free port, this loop
+with live_trace(lab.tracer):                 # watch the packets while the scenario runs
+    ...                                      # (every scenario cell awaits its own end)
+print(lab.tracer.text())                     # the deterministic trace that nbval checks
+await lab.stop()                             # every session, WebSocket and port closed
+await lab.restart()                          # a fresh server on the same port (a redeploy)
 """
 
 from __future__ import annotations
@@ -63,8 +63,13 @@ class Lab:
     and the server's own ``engine.block_websocket`` (refuse WebSockets, as some proxies do).
     :meth:`restart` replaces the server by a fresh one on the same port, as a process restart would."""
 
-    def __init__(self, make: Callable[[], tuple[Server | EngineServer, EngineServer]], path: str,
-                 port: int = 0, setup: Callable[[Any], None] | None = None) -> None:
+    def __init__(
+        self,
+        make: Callable[[], tuple[Server | EngineServer, EngineServer]],
+        path: str,
+        port: int = 0,
+        setup: Callable[[Any], None] | None = None,
+    ) -> None:
         quiet_logs()
         self.make, self.path, self.port, self.setup = make, path, port, setup
         self.latency, self.partitioned = 0.0, False
@@ -77,7 +82,9 @@ class Lab:
         self.tracer = self.engine.tracer
         if self.setup is not None:
             self.setup(self.server)  # before listening: no client can come in first
-        app = tornado.web.Application([(self.path, LabHandler, {"engine": self.engine, "lab": self})])
+        app = tornado.web.Application(
+            [(self.path, LabHandler, {"engine": self.engine, "lab": self})]
+        )
         self.http_server = tornado.httpserver.HTTPServer(app)
         sockets = tornado.netutil.bind_sockets(self.port, HOST)  # port 0: the OS picks a free port
         self.port = sockets[0].getsockname()[1]
@@ -168,9 +175,15 @@ class LabHandler(EngineHandler):
         asyncio.get_running_loop().call_later(self.lab.latency, super().write_frame, data)
 
 
-async def start_server(*, path: str = "/socket.io/", port: int = 0,
-                       setup: Callable[[Server], None] | None = None, node: str = "server",
-                       ids: str = "sid", **options: Any) -> Lab:
+async def start_server(
+    *,
+    path: str = "/socket.io/",
+    port: int = 0,
+    setup: Callable[[Server], None] | None = None,
+    node: str = "server",
+    ids: str = "sid",
+    **options: Any,
+) -> Lab:
     """A Socket.IO :class:`Server` (``Server`` options) on 127.0.0.1, on the running loop.
     ``setup(server)`` registers handlers (again after each :meth:`Lab.restart`). For several
     nodes in one notebook, give each its own ``node`` name (the tracer's) and ``ids`` prefix
@@ -184,8 +197,13 @@ async def start_server(*, path: str = "/socket.io/", port: int = 0,
     return Lab(make, path, port, setup)
 
 
-async def start_engine(on_connect: Callable[[EngineSocket], None] = echo, *,
-                       path: str = "/engine.io/", port: int = 0, **options: Any) -> Lab:
+async def start_engine(
+    on_connect: Callable[[EngineSocket], None] = echo,
+    *,
+    path: str = "/engine.io/",
+    port: int = 0,
+    **options: Any,
+) -> Lab:
     """A raw Engine.IO server (an echo unless ``on_connect`` says otherwise) on 127.0.0.1."""
     tracer, ids = Tracer("server"), counter_ids()
 
@@ -236,8 +254,13 @@ def sequence_diagram(records: list[Record], title: str = "", width: int = 34) ->
     return fig
 
 
-def timeline(records: list[Record], value: Callable[[Record], Any], marks: Iterable[str] = (),
-             title: str = "", ylabel: str = "") -> Any:
+def timeline(
+    records: list[Record],
+    value: Callable[[Record], Any],
+    marks: Iterable[str] = (),
+    title: str = "",
+    ylabel: str = "",
+) -> Any:
     """Plot ``value(record)`` over time, coloured by transport (``None``: left out), with a dashed
     line at each record whose ``wire`` is in ``marks``."""
     marks = set(marks)
@@ -249,8 +272,16 @@ def timeline(records: list[Record], value: Callable[[Record], Any], marks: Itera
             ax.scatter(*zip(*points, strict=True), s=14, color=color, label=t)
     for r in (r for r in records if r.wire in marks):
         ax.axvline(r.time * 1000, color="grey", linestyle="--", linewidth=0.8)
-        ax.annotate(r.wire, (r.time * 1000, 1), xycoords=("data", "axes fraction"), fontsize=8,
-                    rotation=90, va="top", ha="right", color="grey")
+        ax.annotate(
+            r.wire,
+            (r.time * 1000, 1),
+            xycoords=("data", "axes fraction"),
+            fontsize=8,
+            rotation=90,
+            va="top",
+            ha="right",
+            color="grey",
+        )
     ax.set(xlabel="time (ms)", ylabel=ylabel, title=title)
     ax.legend(loc="lower right")
     return fig
@@ -283,11 +314,26 @@ def state_diagram(transitions: dict[tuple[Any, str], Any], title: str = "") -> A
         style = dict(arrowstyle="-|>", connectionstyle="arc3,rad=0.2", shrinkA=30, shrinkB=30)
         ax.annotate("", (x1, y1), (x0, y0), arrowprops=style)
         mx, my = (x0 + x1) / 2 + 0.1 * (y1 - y0), (y0 + y1) / 2 - 0.1 * (x1 - x0)
-        ax.text(mx, my, "\n".join(events), fontsize=8, ha="center", va="center", color="tab:blue",
-                bbox=dict(boxstyle="round", fc="white", ec="none", alpha=0.8))
+        ax.text(
+            mx,
+            my,
+            "\n".join(events),
+            fontsize=8,
+            ha="center",
+            va="center",
+            color="tab:blue",
+            bbox=dict(boxstyle="round", fc="white", ec="none", alpha=0.8),
+        )
     for state, (x, y) in place.items():
-        ax.text(x, y, getattr(state, "value", state), ha="center", va="center", fontsize=10,
-                bbox=dict(boxstyle="round,pad=0.6", fc="lightyellow", ec="black"))
+        ax.text(
+            x,
+            y,
+            getattr(state, "value", state),
+            ha="center",
+            va="center",
+            fontsize=10,
+            bbox=dict(boxstyle="round,pad=0.6", fc="lightyellow", ec="black"),
+        )
     ax.set(xlim=(-1.5, 1.5), ylim=(-1.4, 1.4), title=title)
     ax.axis("off")
     return fig

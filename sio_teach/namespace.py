@@ -115,7 +115,9 @@ class Socket:
 
     # -- emitting -----------------------------------------------------------------------------
 
-    def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> int | None:
+    def emit(
+        self, event: str, *args: Any, callback: Callable[..., Any] | None = None
+    ) -> int | None:
         """Send ``event`` to this client. With ``callback``, the client's ACK calls it (the ack
         id is returned)."""
         if not self.connected:
@@ -355,7 +357,11 @@ class BroadcastOperator:
         self.ack_timeout = ack_timeout
 
     def _with(self, **changes: Any) -> BroadcastOperator:
-        fields = {"rooms": self.opts.rooms, "except_": self.opts.except_, "volatile": self.opts.volatile}
+        fields = {
+            "rooms": self.opts.rooms,
+            "except_": self.opts.except_,
+            "volatile": self.opts.volatile,
+        }
         fields.update(changes)
         return BroadcastOperator(self.nsp, BroadcastOptions(**fields), self.ack_timeout)
 
@@ -423,7 +429,11 @@ class BroadcastOperator:
 
     def sockets(self) -> list[Socket]:
         """The matching sockets of *this* node (see :meth:`fetch_sockets` for every node's)."""
-        return [self.nsp.sockets[s] for s in self.nsp.adapter.recipients(self.opts) if s in self.nsp.sockets]
+        return [
+            self.nsp.sockets[s]
+            for s in self.nsp.adapter.recipients(self.opts)
+            if s in self.nsp.sockets
+        ]
 
     # On every node that shares the adapter (socket.io ``socketsJoin``, ``socketsLeave``,
     # ``disconnectSockets``, ``fetchSockets``); this node's sockets are handled at once.

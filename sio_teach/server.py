@@ -112,6 +112,7 @@ class Server:
                 child = self.of(name)
                 child.handlers, child.middlewares = parent.handlers, parent.middlewares
                 child.any_handlers, child.any_outgoing = parent.any_handlers, parent.any_outgoing
+                child.server_side_handlers = parent.server_side_handlers
                 return child
         return None
 
@@ -259,7 +260,11 @@ class Connection:
         if nsp.recovery is not None and auth.get("pid") and auth.get("offset"):
             session = nsp.recovery.restore(auth["pid"], auth["offset"], self.server.engine.now())
         socket = Socket(nsp, self, auth, session)
-        skip = session is not None and nsp.recovery is not None and nsp.recovery.options.skip_middlewares
+        skip = (
+            session is not None
+            and nsp.recovery is not None
+            and nsp.recovery.options.skip_middlewares
+        )
         try:
             for middleware in [] if skip else nsp.middlewares:
                 await call(middleware, socket)

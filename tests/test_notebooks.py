@@ -62,7 +62,9 @@ def test_there_are_notebooks() -> None:
 @by_name
 def test_every_code_cell_has_committed_output(path: pathlib.Path) -> None:
     for i, cell in code_cells(path):
-        assert cell.outputs, f"{path.name} cell {i}: no committed output, so nbval would not check it"
+        assert cell.outputs, (
+            f"{path.name} cell {i}: no committed output, so nbval would not check it"
+        )
         assert cell.execution_count is not None, f"{path.name} cell {i}: never executed"
         errors = [o for o in cell.outputs if o.output_type == "error"]
         assert not errors, f"{path.name} cell {i}: committed with an error"
@@ -81,7 +83,9 @@ def test_ignored_cells_are_plots_never_traces(path: pathlib.Path) -> None:
             )
         if plot:
             assert ignored, f"{path.name} cell {i}: a plot cell needs NBVAL_IGNORE_OUTPUT"
-            assert cell.source.rstrip().endswith("plt.show()"), f"{path.name} cell {i}: end with plt.show()"
+            assert cell.source.rstrip().endswith("plt.show()"), (
+                f"{path.name} cell {i}: end with plt.show()"
+            )
             before = [c for _, c in cells[:n] if "NBVAL_IGNORE_OUTPUT" not in c.source]
             assert before and "assert" in before[-1].source, (
                 f"{path.name} cell {i}: the checked cell before a plot must assert its numbers"
@@ -93,9 +97,22 @@ def test_every_notebook_is_run_by_ci() -> None:
     assert re.search(r"(?m)^NBVAL\s*:=.*--nbval\b", makefile)
     assert re.search(r"(?m)^test:", makefile) and "-m pytest $(NBVAL) notebooks" in makefile
     collected = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "--nbval", "--nbval-current-env",
-         "-p", "no:cacheprovider", "notebooks"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "--nbval",
+            "--nbval-current-env",
+            "-p",
+            "no:cacheprovider",
+            "notebooks",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     run_by_ci = {line.split("::")[0] for line in collected.stdout.splitlines() if "::" in line}
     every = {
@@ -130,8 +147,9 @@ def test_student_checks_fail_until_solved(path: pathlib.Path) -> None:
     student = make_student.STUDENT / path.name
     nb = nbformat.read(student, as_version=4)
     # Cells tagged raises-exception may fail; any other failing cell fails this test.
-    NotebookClient(nb, timeout=60, kernel_name="python3",
-                   resources={"metadata": {"path": str(student.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(student.parent)}}
+    ).execute()
     checks = [c for c in nb.cells if "check" in c.metadata.get("tags", [])]
     assert len(checks) >= 2, f"{path.name}: a notebook has 2–4 exercises, each with a check cell"
     for cell in checks:

@@ -23,7 +23,9 @@ def test_environment_yml_installs_the_project_with_every_extra() -> None:
 
 
 def test_dev_extra_covers_every_other_extra() -> None:
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
     dev = extras["dev"]
     assert len(dev) == 1
     named = set(re.match(r"sio_teach\[(.*)\]", dev[0]).group(1).split(","))  # type: ignore[union-attr]

@@ -201,7 +201,10 @@ class ClientSession:
     def take_payload(self) -> str:
         """One POST body: as many queued packets as fit in the server's maxPayload (at least one)."""
         limit = self.handshake.max_payload if self.handshake else 1_000_000
-        count, size = 0, -1  # n packets need n - 1 separators (engine.io-client _getWritablePackets)
+        count, size = (
+            0,
+            -1,
+        )  # n packets need n - 1 separators (engine.io-client _getWritablePackets)
         for packet in self._outbox:
             size += len(encode_payload([packet]).encode()) + 1
             if count and size > limit:

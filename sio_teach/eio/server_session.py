@@ -80,8 +80,6 @@ TRANSITIONS: dict[tuple[State, str], State] = {
 }
 
 
-
-
 class ServerSession:
     """One client's Engine.IO session. Create it when the handshake request arrives."""
 
@@ -270,4 +268,3 @@ class ServerSession:
             if self.transport == "polling":
                 self._forget_at = now + self.config.ping_timeout
         self._events.append(Closed(reason))
-

@@ -217,7 +217,10 @@ def _utf8_safe(text: str) -> bool:
 
 def _finite_float(literal: str) -> float:
     value = float(literal)
-    if value in (math.inf, -math.inf):  # "1e400": JSON.parse gives Infinity, which JSON cannot carry back
+    if value in (
+        math.inf,
+        -math.inf,
+    ):  # "1e400": JSON.parse gives Infinity, which JSON cannot carry back
         raise ValueError(f"number out of range: {literal[:20]}")
     return value
 
@@ -287,11 +290,7 @@ def decode_text(text: str, max_attachments: int = MAX_ATTACHMENTS) -> tuple[Pack
     if _too_deep(body):
         raise ProtocolError(f"JSON payload nested deeper than {MAX_DEPTH} levels")
     try:
-        data = (
-            _JSON.decode(body)
-            if body
-            else None
-        )
+        data = _JSON.decode(body) if body else None
     except RecursionError:
         raise ProtocolError("JSON payload nested too deeply") from None
     except ValueError as exc:  # json.JSONDecodeError, NaN/Infinity, ints too long to convert

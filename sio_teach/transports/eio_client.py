@@ -88,7 +88,10 @@ class EngineClient:
                 self.session.receive_payload(body, self._now())
                 self._record_payload("<", "GET", body)  # now that the sid is known
                 self._poll_task = self._spawn(self._poll_loop())
-                if "websocket" in self.transports and "websocket" in self.session.handshake.upgrades:  # type: ignore[union-attr]
+                if (
+                    "websocket" in self.transports
+                    and "websocket" in self.session.handshake.upgrades
+                ):  # type: ignore[union-attr]
                     self._spawn(self._upgrade())
             else:
                 ws = await self._open_ws()
@@ -193,11 +196,15 @@ class EngineClient:
         request = tornado.httpclient.HTTPRequest(
             self._url("websocket", "ws"), headers=self.headers, connect_timeout=self.connect_timeout
         )
-        ws = await asyncio.wait_for(tornado.websocket.websocket_connect(request), self.connect_timeout)
+        ws = await asyncio.wait_for(
+            tornado.websocket.websocket_connect(request), self.connect_timeout
+        )
         ws.protocol.set_nodelay(True)  # type: ignore[union-attr]  # small frames leave at once (no Nagle delay)
         return ws
 
-    async def _read(self, ws: tornado.websocket.WebSocketClientConnection, record: bool = True) -> str | bytes:
+    async def _read(
+        self, ws: tornado.websocket.WebSocketClientConnection, record: bool = True
+    ) -> str | bytes:
         frame = await asyncio.wait_for(ws.read_message(), self.connect_timeout)
         if frame is None:
             raise ConnectError("WebSocket closed")
@@ -217,7 +224,13 @@ class EngineClient:
             ws = await self._open_ws()
             self._write(ws, self.session.start_upgrade())
             self.session.receive_probe(decode_ws(await self._read(ws)))
-        except (OSError, tornado.httpclient.HTTPClientError, ProtocolError, ConnectError, TimeoutError) as error:
+        except (
+            OSError,
+            tornado.httpclient.HTTPClientError,
+            ProtocolError,
+            ConnectError,
+            TimeoutError,
+        ) as error:
             log.info("upgrade failed, staying on polling: %s", error)
             self.session.probe_failed()
             return

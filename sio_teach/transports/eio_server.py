@@ -122,7 +122,11 @@ class EngineSocket:
     def send(self, data: str | bytes) -> None:
         """Send one message. Ignored once the session is closed."""
         session = self.session
-        if self.ws is not None and session.state is State.WEBSOCKET and not self.server.tracer.enabled:
+        if (
+            self.ws is not None
+            and session.state is State.WEBSOCKET
+            and not self.server.tracer.enabled
+        ):
             # The fast path: on an open WebSocket the queue is always empty (``after`` drains it
             # at once), so the message can go straight out, with no bookkeeping to do.
             self.ws.write_frame(message_frame(data))
@@ -159,7 +163,9 @@ class EngineSocket:
             if not self.get_waiter.done():
                 self.get_waiter.set_result(None)
         probe = self.probe
-        if probe is not None and (session.closed or probe.probed and session.state is State.POLLING):
+        if probe is not None and (
+            session.closed or probe.probed and session.state is State.POLLING
+        ):
             probe.close()  # the upgrade timed out, or the session ended, before the `5`
             self.probe = None
         if session.forgettable:
@@ -206,7 +212,11 @@ class EngineServer:
         self.config = Config(ping_interval, ping_timeout, max_payload, upgrade_timeout)
         self.transports = transports
         # one origin given as a string is a list of one (never a substring test)
-        self.cors_origins = [cors_origins] if isinstance(cors_origins, str) and cors_origins != "*" else cors_origins
+        self.cors_origins = (
+            [cors_origins]
+            if isinstance(cors_origins, str) and cors_origins != "*"
+            else cors_origins
+        )
         self.cors_credentials = cors_credentials
         self.allow_request = allow_request
         self.cookie = cookie
@@ -334,7 +344,9 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
         origins = self.engine.cors_origins
         origin = self.request.headers.get("Origin")
         if origins == "*":
-            self.set_header("Access-Control-Allow-Origin", "*")  # browsers refuse it with credentials
+            self.set_header(
+                "Access-Control-Allow-Origin", "*"
+            )  # browsers refuse it with credentials
         elif origins and origin in origins:
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Vary", "Origin")
@@ -416,7 +428,9 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
             return self.refuse(refused)
         body = b"".join(self.chunks)
         if self.engine.tracer.enabled and self.body_size <= self.engine.config.max_payload:
-            self.engine.tracer.record_payload(socket.sid, "<", "POST", body.decode(errors="replace"))
+            self.engine.tracer.record_payload(
+                socket.sid, "<", "POST", body.decode(errors="replace")
+            )
         try:
             if self.body_size > self.engine.config.max_payload:
                 raise ProtocolError("Payload too large", status=413)

@@ -302,7 +302,10 @@ BAD_TEXT: dict[str, tuple[str, str]] = {  # rule: (text, what the error message 
     "int too long": ('2["a",' + "9" * 5000 + "]", JSON),
     "deep nesting": ("2" + "[" * 100_000 + "]" * 100_000, "nested deeper than"),
     "deep nesting in dict": ("0" + '{"a":' * 100_000 + "1" + "}" * 100_000, "nested deeper than"),
-    "nesting the encoder could not repeat": ('2["a",' + "[" * 101 + "]" * 101 + "]", "nested deeper than"),
+    "nesting the encoder could not repeat": (
+        '2["a",' + "[" * 101 + "]" * 101 + "]",
+        "nested deeper than",
+    ),
     "number out of range": ('2["a",1e400]', "out of range"),
     # CONNECT: object or absent
     "CONNECT list": ('0["a"]', "invalid CONNECT payload"),
