@@ -6,11 +6,11 @@ python -m benchmarks.peer_socketio_aiohttp --port 3000
 from __future__ import annotations
 
 import asyncio
-import signal
 
 from aiohttp import web
 
 from benchmarks._peer_app import make_server, parse_args
+from sio_teach.examples import stop_on_signals
 
 
 async def serve(port: int, host: str) -> None:
@@ -20,10 +20,7 @@ async def serve(port: int, host: str) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     print(f"python-socketio (aiohttp) on http://{host}:{port}/socket.io/", flush=True)
     await stop.wait()
     await runner.cleanup()

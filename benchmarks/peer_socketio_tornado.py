@@ -7,22 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import socketio
 import tornado.web
 
 from benchmarks._peer_app import make_server, parse_args
+from sio_teach.examples import stop_on_signals
 
 
 async def serve(port: int, host: str) -> None:
     sio = make_server("tornado")
     app = tornado.web.Application([(r"/socket.io/", socketio.get_tornado_handler(sio))])
     http = app.listen(port, host)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     print(f"python-socketio (tornado) on http://{host}:{port}/socket.io/", flush=True)
     await stop.wait()
     http.stop()

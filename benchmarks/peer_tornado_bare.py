@@ -15,11 +15,12 @@ import asyncio
 import json
 import logging
 import secrets
-import signal
 from typing import Any
 
 import tornado.web
 import tornado.websocket
+
+from sio_teach.examples import stop_on_signals
 
 OPEN = '0{"sid":"%s","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'
 CLIENTS: set[BareHandler] = set()  # everyone is in room "r"
@@ -69,10 +70,7 @@ class BareHandler(tornado.websocket.WebSocketHandler):
 
 async def serve(port: int, host: str) -> None:
     http = tornado.web.Application([(r"/socket.io/", BareHandler)]).listen(port, host)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     print(f"bare tornado on ws://{host}:{port}/socket.io/", flush=True)
     await stop.wait()
     http.stop()

@@ -53,6 +53,8 @@ import tornado.netutil
 import tornado.web
 import tornado.websocket
 
+from sio_teach.examples import stop_on_signals
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 HOST = "127.0.0.1"
@@ -104,10 +106,7 @@ async def serve(port: int, ping_interval: float, ping_timeout: float) -> None:
     http = tornado.httpserver.HTTPServer(app)
     http.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     parent = os.getppid()
     orphaned = tornado.ioloop.PeriodicCallback(
         lambda: os.getppid() != parent and stop.set(),

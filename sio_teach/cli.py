@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,7 @@ import tornado.netutil
 from sio_teach import web
 from sio_teach.client import Client
 from sio_teach.errors import ConnectError
+from sio_teach.examples import stop_on_signals
 from sio_teach.trace import Record, Tracer
 
 packet_log = logging.getLogger("sio_teach.packets")
@@ -58,15 +58,6 @@ def setup_logging(debug: bool) -> None:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         # a refused request (4xx) is part of the show, not a warning
         logging.getLogger("tornado.access").setLevel(logging.ERROR)
-
-
-def stop_on_signals() -> asyncio.Event:
-    """An event set by Ctrl-C (SIGINT) or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 # -- serve --------------------------------------------------------------------------------------

@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from typing import Any
 
 import tornado.web
 
+from sio_teach.examples import stop_on_signals
 from sio_teach.server import Server, Socket
 
 ROOM = "r"
@@ -66,10 +66,7 @@ async def serve(port: int, host: str = "127.0.0.1", **options: Any) -> None:
     if options.get("adapter"):
         await sio.of("/").adapter.wait_ready()  # type: ignore[attr-defined]
     http = tornado.web.Application(sio.routes("/socket.io/")).listen(port, host)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     print(f"bench server on http://{host}:{port}/socket.io/", flush=True)
     await stop.wait()
     http.stop()

@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 
 import tornado.web
 
+from sio_teach.examples import stop_on_signals
 from sio_teach.server import Server, Socket
 from sio_teach.transports.eio_server import EngineServer, EngineSocket
 
@@ -101,10 +101,7 @@ def make_app(adapter: str | None = None) -> tuple[tornado.web.Application, list[
 async def serve(port: int, host: str = "127.0.0.1", adapter: str | None = None) -> None:
     app, servers = make_app(adapter)
     http = app.listen(port, host)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     print(f"conformance app on http://{host}:{port}/", flush=True)
     await stop.wait()
     http.stop()
