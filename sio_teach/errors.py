@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class SioTeachError(Exception):
     """Base class of every error raised by sio_teach itself."""
@@ -48,3 +50,25 @@ class ConnectRefused(SioTeachError):
         super().__init__(message)
         self.message = message
         self.data = data
+
+
+class DisconnectReason(StrEnum):
+    """Why a connection or a namespace ended: the official strings, shared by both layers.
+
+    The values are what the official packages report (socket.io ``lib/socket.ts``
+    ``DisconnectReason``, socket.io-client ``Socket.DisconnectReason``), so a reason compares equal
+    to the string a JavaScript user knows: ``DisconnectReason.PING_TIMEOUT == "ping timeout"``.
+    """
+
+    # the Socket.IO layer
+    IO_SERVER_DISCONNECT = "io server disconnect"  # the server called socket.disconnect()
+    IO_CLIENT_DISCONNECT = "io client disconnect"  # the client called socket.disconnect()
+    SERVER_NAMESPACE_DISCONNECT = "server namespace disconnect"  # seen on the server side
+    CLIENT_NAMESPACE_DISCONNECT = "client namespace disconnect"  # seen on the server side
+    # the Engine.IO layer
+    PING_TIMEOUT = "ping timeout"  # no pong (server side) or no ping (client side) in time
+    TRANSPORT_CLOSE = "transport close"  # the connection was closed (or the peer sent close)
+    TRANSPORT_ERROR = "transport error"  # the connection failed, or broke a transport rule
+    PARSE_ERROR = "parse error"  # the peer sent a packet that cannot be decoded
+    FORCED_CLOSE = "forced close"  # the session was closed on purpose by this side
+    SERVER_SHUTTING_DOWN = "server shutting down"  # the server is stopping
