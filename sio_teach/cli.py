@@ -32,6 +32,7 @@ from sio_teach.client import Client
 from sio_teach.errors import ConnectError
 from sio_teach.examples import stop_on_signals
 from sio_teach.trace import Record, Tracer
+from sio_teach.transports.http import HTTPServer
 
 packet_log = logging.getLogger("sio_teach.packets")
 
@@ -72,7 +73,7 @@ async def serve(args: argparse.Namespace, debug: bool) -> int:
     if bundle is None:
         note(f"warning: {web.missing_bundle_message()}")
     stop = stop_on_signals()
-    http = tornado.httpserver.HTTPServer(web.make_app(sio, bundle))
+    http = HTTPServer(web.make_app(sio, bundle))
     sockets = tornado.netutil.bind_sockets(args.port, args.host)
     http.add_sockets(sockets)
     port = sockets[0].getsockname()[1]

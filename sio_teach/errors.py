@@ -24,11 +24,19 @@ class ProtocolError(SioTeachError):
     is not one of the numbered HTTP errors (a malformed packet, say: the connection is closed).
     """
 
-    def __init__(self, message: str, *, status: int = 400, code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        code: int | None = None,
+        close_session: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
+        self.close_session = close_session  # the fault also ends the session it was sent on
 
 
 class ConnectError(SioTeachError):

@@ -28,6 +28,7 @@ from IPython.display import Pretty, display
 from sio_teach.server import Server
 from sio_teach.trace import Record, Tracer
 from sio_teach.transports.eio_server import EngineHandler, EngineServer, EngineSocket
+from sio_teach.transports.http import HTTPServer
 
 HOST = "127.0.0.1"
 COLORS = {"GET": "tab:blue", "POST": "tab:orange", "ws": "tab:green"}
@@ -85,7 +86,7 @@ class Lab:
         app = tornado.web.Application(
             [(self.path, LabHandler, {"engine": self.engine, "lab": self})]
         )
-        self.http_server = tornado.httpserver.HTTPServer(app)
+        self.http_server = HTTPServer(app)
         sockets = tornado.netutil.bind_sockets(self.port, HOST)  # port 0: the OS picks a free port
         self.port = sockets[0].getsockname()[1]
         self.url = f"http://{HOST}:{self.port}"  # the base URL, for a client

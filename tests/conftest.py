@@ -40,6 +40,7 @@ import tornado.web
 import tornado.websocket
 
 from sio_teach.transports.eio_server import EngineServer, EngineSocket
+from sio_teach.transports.http import DEFAULT_LIMITS, HTTPServer, Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 JS_DIR = ROOT / "tests" / "js"
@@ -94,16 +95,20 @@ class LiveServer:
 
 
 async def start_server(
-    app_or_routes: tornado.web.Application | Sequence[Any], *, engines: Sequence[Any] = ()
+    app_or_routes: tornado.web.Application | Sequence[Any],
+    *,
+    engines: Sequence[Any] = (),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> LiveServer:
-    """Start ``app_or_routes`` on a free port of 127.0.0.1 in the running loop. Stop it yourself."""
+    """Start ``app_or_routes`` on a free port of 127.0.0.1 in the running loop, with the HTTP
+    server sio_teach listens with (``transports/http.py``) and its ``limits``. Stop it yourself."""
     app = (
         app_or_routes
         if isinstance(app_or_routes, tornado.web.Application)
         else tornado.web.Application(list(app_or_routes))
     )
     sockets = tornado.netutil.bind_sockets(0, HOST)
-    http_server = tornado.httpserver.HTTPServer(app)
+    http_server = HTTPServer(app, limits=limits)
     http_server.add_sockets(sockets)
     return LiveServer(sockets[0].getsockname()[1], http_server, list(engines))
 
@@ -114,9 +119,12 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[LiveServer]]]:
     started: list[LiveServer] = []
 
     async def _serve(
-        app_or_routes: tornado.web.Application | Sequence[Any], *, engines: Sequence[Any] = ()
+        app_or_routes: tornado.web.Application | Sequence[Any],
+        *,
+        engines: Sequence[Any] = (),
+        limits: Limits = DEFAULT_LIMITS,
     ) -> LiveServer:
-        live = await start_server(app_or_routes, engines=engines)
+        live = await start_server(app_or_routes, engines=engines, limits=limits)
         started.append(live)
         return live
 

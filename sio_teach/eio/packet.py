@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from sio_teach.errors import ProtocolError
@@ -47,10 +48,22 @@ class Packet:
 
     type: PacketType
     data: str | bytes = ""
+    # The WebSocket frame that carries this packet from a server, once :meth:`server_frame` has
+    # built it. Not part of the value: a broadcast queues *one* Packet to every recipient's
+    # session, and the frame is built for the first and reused by the others.
+    _frame: bytes | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def binary(self) -> bool:
         return isinstance(self.data, bytes)
+
+    def server_frame(self) -> bytes:
+        """This packet as a server's WebSocket frame (see :func:`websocket_frame`), built once."""
+        built = self._frame
+        if built is None:
+            built = websocket_frame(encode_ws(self))
+            object.__setattr__(self, "_frame", built)  # the memo above; the value is unchanged
+        return built
 
 
 # Packets the protocol uses often, built once.
@@ -70,6 +83,29 @@ def encode_ws(packet: Packet) -> str | bytes:
             raise ValueError("only message packets can carry binary data")
         return packet.data  # "binary payloads are sent as is" (no type prefix)
     return f"{packet.type}{packet.data}"
+
+
+def websocket_frame(payload: str | bytes) -> bytes:
+    """The WebSocket frame that carries ``payload`` from a server (RFC 6455 §5.2): FIN and the
+    opcode (0x1 text, 0x2 binary), the length in 7, 16 or 64 bits, no mask (a server never masks),
+    no compression (permessage-deflate is not offered), then the payload.
+
+    The server writes these bytes straight to the TCP stream instead of calling Tornado's
+    ``write_message``, which wraps every write in a new asyncio Task; with a frame built once per
+    packet, a broadcast to 200 sessions builds one frame, not 200.
+    """
+    if isinstance(payload, str):
+        opcode, payload = 0x81, payload.encode()
+    else:
+        opcode = 0x82
+    n = len(payload)
+    if n < 126:
+        header = bytes((opcode, n))
+    elif n < 65536:
+        header = struct.pack("!BBH", opcode, 126, n)
+    else:
+        header = struct.pack("!BBQ", opcode, 127, n)
+    return header + payload
 
 
 def decode_ws(frame: str | bytes) -> Packet:

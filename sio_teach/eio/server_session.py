@@ -32,7 +32,7 @@ from sio_teach.eio.packet import (
     decode_payload,
     encode_payload,
 )
-from sio_teach.errors import ProtocolError
+from sio_teach.errors import DisconnectReason, ProtocolError
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +121,14 @@ class ServerSession:
     # -- input ------------------------------------------------------------------------------
 
     def receive_payload(self, body: bytes, now: float) -> None:
-        """A polling POST body arrived. Raises :class:`ProtocolError` (and closes) if malformed."""
-        if len(body) > self.config.max_payload:
-            raise ProtocolError("Payload too large", status=413)
+        """A polling POST body arrived. Raises :class:`ProtocolError` (and closes) if malformed.
+
+        The shell has already refused a body over maxPayload (``eio/requests.py``).
+        """
         try:
             packets = decode_payload(body)
         except ProtocolError:
-            self._close("parse error", send_close=True, now=now)
+            self._close(DisconnectReason.PARSE_ERROR, send_close=True, now=now)
             raise
         for packet in packets:
             self.receive(packet, now)
@@ -144,11 +145,11 @@ class ServerSession:
             self._next_ping = now + self.config.ping_interval
         elif kind is PacketType.CLOSE:
             # The client closes: no close packet back; a pending GET gets a noop.
-            self._close("transport close", send_close=False, now=now)
+            self._close(DisconnectReason.TRANSPORT_CLOSE, send_close=False, now=now)
         elif kind is PacketType.NOOP:
             pass
         else:  # open, upgrade, or a ping (v4 reversed the heartbeat: clients never ping)
-            self._close("transport error", send_close=True, now=now)
+            self._close(DisconnectReason.TRANSPORT_ERROR, send_close=True, now=now)
             raise ProtocolError(f"unexpected {kind.name.lower()} packet from the client")
 
     def receive_probe(self, packet: Packet, now: float) -> Packet | None:
@@ -183,16 +184,18 @@ class ServerSession:
 
     # -- output -----------------------------------------------------------------------------
 
-    def send(self, data: str | bytes) -> None:
-        """Queue a message for the client. Raises ``RuntimeError`` once the session is closed."""
+    def send(self, data: str | bytes | Packet) -> None:
+        """Queue a message for the client: its data, or a message :class:`Packet` built once for
+        several sessions (a broadcast). Raises ``RuntimeError`` once the session is closed."""
         if self.closed:
             raise RuntimeError("session is closed")
-        self._outbox.append(Packet(PacketType.MESSAGE, data))
+        self._outbox.append(data if isinstance(data, Packet) else Packet(PacketType.MESSAGE, data))
 
-    def close(self, reason: str = "forced close", now: float = 0.0) -> None:
-        """Close from the server side: a close packet is queued for the client."""
+    def close(self, reason: str = DisconnectReason.FORCED_CLOSE, now: float = 0.0) -> None:
+        """Close from the server side: a close packet is queued for the client (on polling, the
+        session waits up to pingTimeout for the GET that reads it)."""
         if not self.closed:
-            self._close(reason, send_close=True, now=now)
+            self._close(reason, send_close=True, now=now, linger=True)
 
     def polling_ready(self) -> bool:
         """Should a pending GET be answered now? (Packets waiting, or not plain polling any more.)"""
@@ -241,7 +244,7 @@ class ServerSession:
                 self._forget_at = None
             return
         if self._pong_deadline is not None and now >= self._pong_deadline:
-            self._close("ping timeout", send_close=True, now=now)
+            self._close(DisconnectReason.PING_TIMEOUT, send_close=True, now=now)
             return
         if self._upgrade_deadline is not None and now >= self._upgrade_deadline:
             self._go("upgrade timeout")
@@ -258,13 +261,15 @@ class ServerSession:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _close(self, reason: str, *, send_close: bool, now: float) -> None:
+    def _close(self, reason: str, *, send_close: bool, now: float, linger: bool = False) -> None:
         self._go("close")
         self.close_reason = reason
         self._next_ping = self._pong_deadline = self._upgrade_deadline = None
         if send_close:
-            self._outbox.append(CLOSE)
-            # Polling: keep the session a little so the client's next GET can read the close.
-            if self.transport == "polling":
+            self._outbox.append(CLOSE)  # a GET held open now answers with it
+            # Closed on purpose over polling: keep the session a little so that the client's next
+            # GET reads the close. Closed for a fault (ping timeout, parse error), the session is
+            # gone at once, as in engine.io: the next request gets 400 "Session ID unknown".
+            if linger and self.transport == "polling":
                 self._forget_at = now + self.config.ping_timeout
         self._events.append(Closed(reason))

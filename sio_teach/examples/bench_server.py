@@ -26,6 +26,7 @@ import tornado.web
 
 from sio_teach.examples import stop_on_signals
 from sio_teach.server import Server, Socket
+from sio_teach.transports.http import listen
 
 ROOM = "r"
 
@@ -65,7 +66,7 @@ async def serve(port: int, host: str = "127.0.0.1", **options: Any) -> None:
     sio = make_server(**options)
     if options.get("adapter"):
         await sio.of("/").adapter.wait_ready()  # type: ignore[attr-defined]
-    http = tornado.web.Application(sio.routes("/socket.io/")).listen(port, host)
+    http = listen(tornado.web.Application(sio.routes("/socket.io/")), port, host)
     stop = stop_on_signals()
     print(f"bench server on http://{host}:{port}/socket.io/", flush=True)
     await stop.wait()

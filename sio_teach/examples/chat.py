@@ -17,6 +17,7 @@ import socket
 import tornado.web
 
 from sio_teach import Client, Server, Socket, Tracer
+from sio_teach.transports.http import listen
 
 
 def chat_server(tracer: Tracer | None = None) -> Server:
@@ -46,7 +47,7 @@ async def demo(port: int) -> None:
     tracer = Tracer("server", sio=True)
     tracer.listeners.append(lambda record: print(record.line(times=True), flush=True))
     sio = chat_server(tracer)
-    http = tornado.web.Application(sio.routes()).listen(port, "127.0.0.1")
+    http = listen(tornado.web.Application(sio.routes()), port)
     url = f"http://127.0.0.1:{port}"
     print(f"chat server on {url}/socket.io/ — packets as the server sees them:\n")
 
@@ -71,7 +72,7 @@ async def demo(port: int) -> None:
 async def serve(port: int) -> None:
     tracer = Tracer("server", sio=True)
     tracer.listeners.append(lambda record: print(record.line(times=True), flush=True))
-    tornado.web.Application(chat_server(tracer).routes()).listen(port, "127.0.0.1")
+    listen(tornado.web.Application(chat_server(tracer).routes()), port)
     print(f"chat server on http://127.0.0.1:{port}/socket.io/ (Ctrl-C to stop)")
     await asyncio.Event().wait()
 

@@ -22,6 +22,7 @@ import tornado.web
 from sio_teach.examples import stop_on_signals
 from sio_teach.server import Server, Socket
 from sio_teach.transports.eio_server import EngineServer, EngineSocket
+from sio_teach.transports.http import listen
 
 SETTINGS = dict(ping_interval=0.3, ping_timeout=0.2, max_payload=1_000_000, cors_origins="*")
 
@@ -100,7 +101,7 @@ def make_app(adapter: str | None = None) -> tuple[tornado.web.Application, list[
 
 async def serve(port: int, host: str = "127.0.0.1", adapter: str | None = None) -> None:
     app, servers = make_app(adapter)
-    http = app.listen(port, host)
+    http = listen(app, port, host)
     stop = stop_on_signals()
     print(f"conformance app on http://{host}:{port}/", flush=True)
     await stop.wait()

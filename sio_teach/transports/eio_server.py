@@ -1,11 +1,12 @@
 """The Engine.IO server on Tornado: moves bytes and timers, decides nothing.
 
-Every rule lives in :class:`sio_teach.eio.server_session.ServerSession`; this module checks the
-request line (the numbered HTTP errors of the spec), feeds bodies and frames to the session, writes
-what the session says, arms its timer, and records each packet in the tracer where it crosses the
-wire.
+Every rule lives in the pure core: which requests are accepted in
+:func:`sio_teach.eio.requests.check_request`, everything a session does in
+:class:`sio_teach.eio.server_session.ServerSession`. This module asks the checks when a request's
+headers arrive (before any body is read), feeds bodies and frames to the session, writes what the
+session says, arms its timer, and records each packet in the tracer where it crosses the wire.
 
-Mount it on any Tornado application::
+Mount it on any Tornado application (and serve it with the limits of ``transports/http.py``)::
 
     engine = EngineServer(on_connect=lambda sock: ...)
     app = tornado.web.Application(engine.routes("/engine.io/"))
@@ -18,7 +19,6 @@ import inspect
 import json
 import logging
 import secrets
-import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,59 +30,21 @@ from tornado.httputil import HTTPServerRequest
 
 from sio_teach.eio.events import Message, Upgraded
 from sio_teach.eio.packet import Packet, decode_ws, encode_ws
+from sio_teach.eio.requests import (
+    BAD_REQUEST,
+    FORBIDDEN,
+    Request,
+    Verdict,
+    check_request,
+    refusal,
+)
 from sio_teach.eio.server_session import Config, ServerSession, State
-from sio_teach.errors import ProtocolError
+from sio_teach.errors import DisconnectReason, ProtocolError
 from sio_teach.trace import Tracer
 
 log = logging.getLogger("sio_teach.eio")
 
-# engine.io lib/server.ts `Server.errors`: code → message (status 403 for FORBIDDEN, else 400).
-TRANSPORT_UNKNOWN = 0, "Transport unknown"
-UNKNOWN_SID = 1, "Session ID unknown"
-BAD_HANDSHAKE_METHOD = 2, "Bad handshake method"
-BAD_REQUEST = 3, "Bad request"
-FORBIDDEN = 4, "Forbidden"
-UNSUPPORTED_PROTOCOL_VERSION = 5, "Unsupported protocol version"
-
 AllowRequest = Callable[[HTTPServerRequest], bool | Awaitable[bool]]
-
-
-def frame(payload: str | bytes) -> bytes:
-    """The WebSocket frame that carries ``payload`` from a server (RFC 6455 §5.2: FIN + opcode,
-    the length in 7, 16 or 64 bits, no mask, no compression — we never offer permessage-deflate).
-
-    We write frames ourselves instead of calling Tornado's ``write_message``, which wraps every
-    write in a new asyncio Task: at 200 recipients per broadcast that Task was a fifth of the cost.
-    """
-    if isinstance(payload, str):
-        opcode, payload = 0x81, payload.encode()
-    else:
-        opcode = 0x82
-    n = len(payload)
-    if n < 126:
-        header = bytes((opcode, n))
-    elif n < 65536:
-        header = struct.pack("!BBH", opcode, 126, n)
-    else:
-        header = struct.pack("!BBQ", opcode, 127, n)
-    return header + payload
-
-
-_last_message: tuple[object, bytes] = (None, b"")
-
-
-def message_frame(data: str | bytes) -> bytes:
-    """The frame of the Engine.IO message ``data`` (``4`` + text, or raw bytes).
-
-    A broadcast hands the *same* ``str`` object to every recipient, so the last frame built is
-    remembered by identity: 200 recipients, one encoding, one frame (the bytes are shared too).
-    """
-    global _last_message
-    if _last_message[0] is data:
-        return _last_message[1]
-    built = frame("4" + data if isinstance(data, str) else data)
-    _last_message = (data, built)
-    return built
 
 
 def new_sid() -> str:
@@ -104,6 +66,7 @@ class EngineSocket:
         self.on_message: Callable[[str | bytes], None] = lambda data: None
         self.on_close: Callable[[str], None] = lambda reason: None
         self.get_waiter: asyncio.Future[None] | None = None  # the pending long-poll GET
+        self.pushing = False  # a POST body is being read
         self.ws: EngineHandler | None = None  # the WebSocket once upgraded (or opened on it)
         self.probe: EngineHandler | None = None  # a WebSocket that is probing
         self._timer: object | None = None
@@ -114,27 +77,28 @@ class EngineSocket:
     def transport(self) -> str:
         return self.session.transport
 
+    # what the request checks read (``eio/requests.py`` ``Attached``)
+    @property
+    def polling(self) -> bool:
+        return self.get_waiter is not None
+
+    @property
+    def websocket(self) -> bool:
+        return self.ws is not None or self.probe is not None
+
     @property
     def writable(self) -> bool:
         """Could a packet leave right now? (A WebSocket is open, or a GET is waiting.)"""
         return self.ws is not None or self.get_waiter is not None
 
-    def send(self, data: str | bytes) -> None:
-        """Send one message. Ignored once the session is closed."""
-        session = self.session
-        if (
-            self.ws is not None
-            and session.state is State.WEBSOCKET
-            and not self.server.tracer.enabled
-        ):
-            # The fast path: on an open WebSocket the queue is always empty (``after`` drains it
-            # at once), so the message can go straight out, with no bookkeeping to do.
-            self.ws.write_frame(message_frame(data))
-        elif not session.closed:
-            session.send(data)
+    def send(self, data: str | bytes | Packet) -> None:
+        """Send one message (its data, or a message :class:`Packet` that a broadcast built once
+        for all its recipients). Ignored once the session is closed."""
+        if not self.session.closed:
+            self.session.send(data)
             self.after()
 
-    def close(self, reason: str = "forced close") -> None:
+    def close(self, reason: str = DisconnectReason.FORCED_CLOSE) -> None:
         """Close the session from the server side (the client gets a close packet)."""
         self.closed_by_server = True
         self.session.close(reason, now=self.server.now())
@@ -244,7 +208,7 @@ class EngineServer:
     def close_all(self) -> None:
         """Close every session (call before stopping the HTTP server)."""
         for socket in list(self.sessions.values()):
-            socket.close("server shutting down")
+            socket.close(DisconnectReason.SERVER_SHUTTING_DOWN)
             for handler in (socket.ws, socket.probe):
                 if handler is not None:
                     handler.close()
@@ -252,15 +216,7 @@ class EngineServer:
         self.sessions.clear()
 
 
-class Refused(Exception):
-    """A request the spec tells us to refuse, with its error code, HTTP status and message."""
-
-    def __init__(self, error: tuple[int, str], status: int = 400, message: str | None = None):
-        super().__init__(message or error[1])
-        self.error, self.status, self.message = error, status, message
-
-
-@tornado.web.stream_request_body  # to refuse an oversized POST before reading it
+@tornado.web.stream_request_body  # the checks run before a body is read: see prepare()
 class EngineHandler(tornado.websocket.WebSocketHandler):
     """One handler for both transports: long-polling GET/POST, and the WebSocket upgrade."""
 
@@ -272,72 +228,75 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
     def initialize(self, engine: EngineServer) -> None:
         self.engine = engine
         self.socket = None
+        self.verdict: Verdict | None = None  # what check_request() made of this request
+        self.chunks: list[bytes] | None = None  # the body of an accepted POST, as it arrives
         self.probed = False  # this WebSocket answered a `2probe` (it is upgrading a session)
-        self.transport_name = ""  # the request's `transport`, once verify() has read it
 
-    # -- request checks (engine.io lib/server.ts `verify`) -----------------------------------
+    # -- request checks (the rules: eio/requests.py) ----------------------------------------
 
-    def refuse(self, refused: Refused) -> None:
+    def refuse(self, error: ProtocolError) -> Awaitable[None] | None:
         """Answer with the spec's status and ``{"code":N,"message":"..."}``."""
-        (code, text), status, message = refused.error, refused.status, refused.message
         self.clear()  # a WebSocketHandler sets no defaults; this also drops stray headers
-        self.set_status(status)
+        self.set_status(error.status)
         self.set_cors_headers()
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"code": code, "message": message or text}, separators=(",", ":")))
+        code = BAD_REQUEST[0] if error.code is None else error.code
+        body = {"code": code, "message": error.message}
+        return self.finish(json.dumps(body, separators=(",", ":")))
 
-    def prepare(self) -> None:
-        """Before any body is read: refuse a POST that announces more than maxPayload (413)."""
-        self.chunks: list[bytes] = []
-        self.body_size = 0
-        if self.request.method == "POST":
-            limit = self.engine.config.max_payload
-            length = self.request.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > limit:
-                self.refuse(Refused(BAD_REQUEST, status=413, message="Payload too large"))
-                return
-            self.request.connection.set_max_body_size(limit)  # type: ignore[union-attr]
+    async def prepare(self) -> None:
+        """When the headers have arrived, before any body is read: accept, or refuse at once.
+
+        A refused POST never has its body read: the answer goes out and the connection is closed
+        (a client announcing a megabyte for an unknown session costs us nothing).
+        """
+        request = self.request
+        if request.method == "OPTIONS":
+            return
+        headers = request.headers
+        checked = Request(
+            request.method or "",
+            request.query_arguments,
+            headers.get("Upgrade", ""),
+            headers.get("Content-Type", ""),
+            headers.get("Content-Length", ""),
+        )
+        engine = self.engine
+        try:
+            self.verdict, self.socket = check_request(  # type: ignore[assignment]
+                checked,
+                engine.sessions,
+                transports=engine.transports,
+                max_payload=engine.config.max_payload,
+            )
+            if self.verdict is Verdict.HANDSHAKE and engine.allow_request is not None:
+                allowed = engine.allow_request(request)
+                if inspect.isawaitable(allowed):
+                    allowed = await allowed
+                if not allowed:
+                    raise refusal(FORBIDDEN, status=403)
+            if engine.block_websocket and checked.arg("transport") == "websocket":
+                raise refusal(BAD_REQUEST, "WebSocket blocked (fault injection)")
+        except ProtocolError as error:
+            attached = engine.sessions.get(checked.arg("sid") or "")
+            if error.close_session and attached is not None:
+                attached.close(DisconnectReason.TRANSPORT_ERROR)
+            sent = self.refuse(error)
+            if request.method == "POST" and sent is not None:
+                await sent
+                request.connection.close()  # type: ignore[union-attr]  # the body stays unread
+            return
+        if self.verdict is Verdict.PUSH:
+            assert self.socket is not None
+            self.socket.pushing = True
+            self.chunks = []
+            request.connection.set_max_body_size(engine.config.max_payload)  # type: ignore[union-attr]
 
     def data_received(self, chunk: bytes) -> None:
-        self.body_size += len(chunk)
-        if self.body_size <= self.engine.config.max_payload:
-            self.chunks.append(chunk)
+        if self.chunks is not None:
+            self.chunks.append(chunk)  # Tornado stops a chunked body past maxPayload
 
     def compute_etag(self) -> None:  # long-poll answers must never be cached (no 304s)
-        return None
-
-    async def verify(self) -> EngineSocket | None:
-        """Check the query: return the session, or ``None`` for a handshake; raise :class:`Refused`."""
-        query = self.request.query_arguments  # raw bytes: read once, no per-call decoding
-
-        def arg(name: str) -> str | None:
-            values = query.get(name)
-            return values[-1].decode("latin-1") if values else None
-
-        transport = self.transport_name = arg("transport") or ""
-        sid = arg("sid")
-        if arg("EIO") != "4":
-            raise Refused(UNSUPPORTED_PROTOCOL_VERSION)
-        if transport not in self.engine.transports or len(query.get("transport", [])) != 1:
-            raise Refused(TRANSPORT_UNKNOWN)
-        if sid is not None:
-            socket = self.engine.sessions.get(sid)
-            if socket is None or socket.session.forgettable:
-                raise Refused(UNKNOWN_SID)
-            upgrade = transport == "websocket" and socket.transport == "polling"
-            if socket.transport != transport and not upgrade:
-                raise Refused(BAD_REQUEST)  # e.g. polling on a WebSocket session
-            if transport == "websocket" and (socket.probe or socket.ws or socket.session.closed):
-                raise Refused(BAD_REQUEST)  # at most one WebSocket per session
-            return socket
-        if self.request.method != "GET":
-            raise Refused(BAD_HANDSHAKE_METHOD)
-        if self.engine.allow_request is not None:
-            allowed = self.engine.allow_request(self.request)
-            if inspect.isawaitable(allowed):
-                allowed = await allowed
-            if not allowed:
-                raise Refused(FORBIDDEN, status=403)
         return None
 
     def set_cors_headers(self) -> None:
@@ -376,29 +335,19 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
     # -- long-polling ----------------------------------------------------------------------
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            socket = await self.verify()
-            if self.transport_name == "websocket":
-                if self.engine.block_websocket:
-                    raise Refused(BAD_REQUEST, message="WebSocket blocked (fault injection)")
-                if self.request.headers.get("Upgrade", "").lower() != "websocket":
-                    raise Refused(BAD_REQUEST)
-            elif socket is not None and socket.get_waiter is not None:
-                # "only one GET at a time": refuse the overlap and close the session
-                socket.close("transport error")
-                raise Refused(BAD_REQUEST, message="overlapping GET")
-        except Refused as refused:
-            return self.refuse(refused)
-        if self.transport_name == "websocket":
-            self.socket = socket
-            await super().get(*args, **kwargs)
+        if self.verdict in (Verdict.UPGRADE, Verdict.IGNORE) or (
+            self.verdict is Verdict.HANDSHAKE
+            and self.get_query_argument("transport") == "websocket"
+        ):
+            await super().get(*args, **kwargs)  # the WebSocket handshake; then open()
             return
-        if socket is None:
-            socket = self.engine.open_session("polling", self.request)
+        socket = self.socket
+        if socket is None:  # a handshake: the open packet is queued, answered at once below
+            socket = self.socket = self.engine.open_session("polling", self.request)
             if self.engine.cookie:
-                self.set_cookie(self.engine.cookie, socket.sid, path="/", httponly=True)
-            # the open packet is queued: answered at once below
-        self.socket = socket
+                self.set_cookie(
+                    self.engine.cookie, socket.sid, path="/", httponly=True, samesite="Lax"
+                )
         if not socket.session.polling_ready():
             socket.get_waiter = asyncio.get_running_loop().create_future()
             socket.after()  # a packet may be due already
@@ -415,51 +364,41 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
         self.finish(body)
 
     async def post(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            socket = await self.verify()
-            if socket is None:
-                raise Refused(BAD_HANDSHAKE_METHOD)
-            if self.transport_name != "polling":
-                raise Refused(BAD_REQUEST)  # a POST is a long-polling request
-            if self.request.headers.get("Content-Type", "").startswith("application/octet-stream"):
-                socket.close("transport error")  # EIO4 sends binary as base64 text
-                raise Refused(BAD_REQUEST, message="invalid content")
-        except Refused as refused:
-            return self.refuse(refused)
+        socket = self.socket
+        assert socket is not None and self.chunks is not None
+        socket.pushing = False
         body = b"".join(self.chunks)
-        if self.engine.tracer.enabled and self.body_size <= self.engine.config.max_payload:
+        if self.engine.tracer.enabled:
             self.engine.tracer.record_payload(
                 socket.sid, "<", "POST", body.decode(errors="replace")
             )
         try:
-            if self.body_size > self.engine.config.max_payload:
-                raise ProtocolError("Payload too large", status=413)
             socket.session.receive_payload(body, self.engine.now())
         except ProtocolError as error:
             socket.after()
-            return self.refuse(Refused(BAD_REQUEST, status=error.status, message=error.message))
+            self.refuse(error)
+            return
         socket.after()
         self.set_cors_headers()
         self.set_header("Content-Type", "text/html")
         self.finish("ok")
 
     async def put(self, *args: Any, **kwargs: Any) -> None:
-        """Any other method: code 2 for a handshake, code 3 on a session."""
-        try:
-            await self.verify()
-            raise Refused(BAD_REQUEST, message="Bad method")
-        except Refused as refused:
-            self.refuse(refused)
+        """Never reached: prepare() refuses every other method (code 2 or 3)."""
+        self.refuse(refusal(BAD_REQUEST, "Bad method"))
 
     delete = patch = put
 
     def on_connection_close(self) -> None:
-        # A long-poll GET whose client went away: wake it so that it returns without writing.
-        if self.socket is not None and self.ws_connection is None:
-            waiter = self.socket.get_waiter
+        socket = self.socket
+        if socket is not None and self.ws_connection is None:
+            # A long-poll GET whose client went away: wake it so that it returns without writing.
+            waiter = socket.get_waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-        if self.ws_connection is None:  # a POST cut off mid-body: end it quietly (no 500)
+            if self.chunks is not None:
+                socket.pushing = False  # a POST cut off mid-body
+        if self.ws_connection is None:  # end a cut-off request quietly (no 500)
             tornado.web.RequestHandler.on_connection_close(self)
         super().on_connection_close()
 
@@ -467,16 +406,21 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
-        if self.socket is None:  # a WebSocket-only session: the open packet is the first frame
-            self.socket = self.engine.open_session("websocket", self.request)
-            self.socket.ws = self
-            self.socket.after()
-        else:
-            self.socket.probe = self
+        socket = self.socket
+        if socket is None:  # a WebSocket-only session: the open packet is the first frame
+            socket = self.socket = self.engine.open_session("websocket", self.request)
+            socket.ws = self
+            socket.after()
+        elif self.verdict is Verdict.UPGRADE and not socket.websocket and not socket.session.closed:
+            socket.probe = self
+        else:  # the session has its WebSocket already: this one is closed at once
+            self.socket = None
+            self.close()
 
     def on_message(self, message: str | bytes) -> None:
         socket = self.socket
-        assert socket is not None
+        if socket is None:
+            return
         tracer = self.engine.tracer
         if tracer.enabled:
             tracer.record(socket.sid, "<", "ws", message)
@@ -499,13 +443,13 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
         socket.after()
 
     def write_packet(self, packet: Packet) -> None:
-        payload = encode_ws(packet)
+        """Write one packet as a frame (built once per packet: see ``Packet.server_frame``)."""
         if self.engine.tracer.enabled and self.socket is not None:
-            self.engine.tracer.record(self.socket.sid, ">", "ws", payload)
-        self.write_frame(frame(payload))
+            self.engine.tracer.record(self.socket.sid, ">", "ws", encode_ws(packet))
+        self.write_frame(packet.server_frame())
 
     def write_frame(self, data: bytes) -> None:
-        """Write one ready-made frame (see :func:`frame`); a closed connection drops it."""
+        """Write one ready-made frame; a closed connection drops it."""
         connection = self.ws_connection
         if connection is not None and not connection.is_closing():
             try:
@@ -521,5 +465,5 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
             socket.probe = None
             socket.session.probe_failed()
         elif socket.ws is self:
-            socket.session.lost("transport close", self.engine.now())
+            socket.session.lost(DisconnectReason.TRANSPORT_CLOSE, self.engine.now())
         socket.after()

@@ -316,14 +316,34 @@ def test_transport_lost() -> None:
 # -- payload errors -----------------------------------------------------------------------
 
 
-def test_body_over_max_payload_is_413_and_the_session_lives_on() -> None:
-    session = polling(Config(ping_interval=0.3, ping_timeout=0.2, max_payload=10))
-    with pytest.raises(ProtocolError) as info:
-        session.receive_payload(b"4" + b"x" * 10, now=0.1)  # 11 bytes
-    assert info.value.status == 413
-    assert not session.closed and session.events() == []
-    session.receive_payload(b"4" + b"x" * 9, now=0.1)  # exactly max_payload bytes: accepted
-    assert session.events() == [Message("x" * 9)]
+def test_malformed_payload_ends_the_session_at_once() -> None:
+    """As engine.io: a fault (here a parse error) closes the session with nothing owed to a
+    later GET — a GET held open gets the close packet, the next request 400 "Session ID unknown".
+    (The official test-suite's "closes the session upon invalid packet format".)"""
+    session = polling()
+    with pytest.raises(ProtocolError):
+        session.receive_payload(b"abc", now=0.1)
+    assert session.forgettable and session.next_deadline() is None
+
+
+def test_ping_timeout_on_polling_ends_the_session_at_once() -> None:
+    """A polling client that never polls is gone after pingInterval + pingTimeout (the official
+    test-suite's "closes the session upon ping timeout"), not kept for a GET that never comes."""
+    session = polling()
+    session.take_payload()  # the open packet
+    session.handle_timeout(FAST.ping_interval)  # ping queued
+    session.handle_timeout(FAST.ping_interval + FAST.ping_timeout)
+    assert session.close_reason == "ping timeout"
+    assert session.forgettable
+
+
+def test_a_forced_close_waits_for_the_get_that_reads_it() -> None:
+    session = polling()
+    session.take_payload()
+    session.close("forced close", now=1.0)
+    assert not session.forgettable and session.next_deadline() == 1.0 + FAST.ping_timeout
+    assert payload(session) == [Packet(T.CLOSE)]
+    assert session.forgettable
 
 
 @pytest.mark.parametrize("body", [b"", b"7", b"x", b"4a\x1e", b"bAQID!!", b"4\xff\xfe"])

@@ -81,9 +81,9 @@ class FaultHandler(EngineHandler):
         self.lab = lab
         self.silenced = False
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         self.lab.handlers.add(self)
-        super().prepare()
+        await super().prepare()
 
     def on_finish(self) -> None:
         self.lab.handlers.discard(self)
