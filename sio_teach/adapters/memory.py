@@ -1,8 +1,10 @@
 """The in-memory adapter: rooms of one namespace on one node (the default).
 
 A room is a name and a set of socket ids; every socket is in the room named by its own id.
-:meth:`MemoryAdapter.broadcast` encodes the packet **once** and hands the same bytes to every
-recipient (socket.io-adapter ``in-memory-adapter.ts`` does the same). A multi-node adapter keeps
+:meth:`MemoryAdapter.broadcast` encodes the packet **once** and hands the same Engine.IO message
+packets to every recipient (socket.io-adapter ``in-memory-adapter.ts`` encodes once too); each
+packet's WebSocket frame is then built once, for the first recipient on WebSocket
+(``Packet.server_frame``). A multi-node adapter keeps
 this bookkeeping and also publishes the broadcast to the other nodes.
 
 The adapter seam is this class's public methods. The server calls only them, so another adapter
@@ -18,14 +20,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sio_teach.eio.packet import Packet as EioPacket
+from sio_teach.eio.packet import PacketType as EioType
 from sio_teach.sio.packet import Packet, encode
 
 if TYPE_CHECKING:
     from sio_teach.server import Namespace, Socket
 
-Send = Callable[[str, str, list[bytes], bool], None]  # (sid, text, attachments, volatile)
+# (sid, the packet's Engine.IO message, one message per attachment, volatile)
+Send = Callable[[str, EioPacket, list[EioPacket], bool], None]
 OnCount = Callable[[int], None]  # how many clients one node asked for an ACK
 OnAck = Callable[[list[Any]], None]  # the arguments of one client's ACK
+
+
+def encode_once(packet: Packet) -> tuple[EioPacket, list[EioPacket]]:
+    """``packet`` as the Engine.IO messages that carry it, built once for every recipient."""
+    text, attachments = encode(packet)
+    return EioPacket(EioType.MESSAGE, text), [EioPacket(EioType.MESSAGE, a) for a in attachments]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +98,7 @@ class MemoryAdapter:
 
     def broadcast(self, packet: Packet, opts: BroadcastOptions) -> list[str]:
         """Encode ``packet`` once and send it to every recipient; returns their ids."""
-        text, attachments = encode(packet)
+        text, attachments = encode_once(packet)
         sids = self.recipients(opts)
         for sid in sids:
             self.send(sid, text, attachments, opts.volatile)
@@ -115,7 +126,7 @@ class MemoryAdapter:
         number of recipients, then ``on_ack(args)`` for each client's ACK (socket.io-adapter
         ``broadcastWithAck``; the same ack id for every recipient). ``timeout`` is for adapters
         that must forget the request later."""
-        text, attachments = encode(packet)
+        text, attachments = encode_once(packet)
         sockets = self._sockets(opts)
         for socket in sockets:
             socket.acks[packet.id] = on_ack  # type: ignore[index]

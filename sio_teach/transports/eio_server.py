@@ -181,6 +181,9 @@ class EngineServer:
             if isinstance(cors_origins, str) and cors_origins != "*"
             else cors_origins
         )
+        if cors_origins == "*" and cors_credentials:
+            # "Access-Control-Allow-Origin: *" with credentials is refused by every browser
+            raise ValueError("cors_origins='*' cannot go with cors_credentials: list the origins")
         self.cors_credentials = cors_credentials
         self.allow_request = allow_request
         self.cookie = cookie

@@ -64,8 +64,14 @@ def test_broadcast_encodes_once_and_passes_volatile(
 ) -> None:
     sids = adapter.broadcast(Packet.event("/", "news", b"\x01"), opts(("red",), volatile=True))
     assert sorted(sids) == ["s1", "s2"]
-    texts = {(text, tuple(attachments), volatile) for _, text, attachments, volatile in sent}
+    texts = {
+        (text.data, tuple(a.data for a in attachments), volatile)
+        for _, text, attachments, volatile in sent
+    }
     assert texts == {('51-["news",{"_placeholder":true,"num":0}]', (b"\x01",), True)}
+    # one encoding: the very same Engine.IO packets for both recipients (their frames built once)
+    (_, first, first_att, _), (_, second, second_att, _) = sent
+    assert first is second and first_att[0] is second_att[0]
 
 
 async def test_the_seam_acts_locally_on_one_node(adapter: MemoryAdapter) -> None:

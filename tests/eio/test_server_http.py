@@ -467,6 +467,13 @@ async def test_cors_allowlist(http: Http, eio_echo: Any) -> None:
     assert refused.headers.get("Access-Control-Allow-Origin") == good
 
 
+def test_cors_wildcard_with_credentials_is_refused_at_start() -> None:
+    """Browsers refuse ``Access-Control-Allow-Origin: *`` on a request with credentials: the
+    server says so when it is built, rather than send headers no browser accepts."""
+    with pytest.raises(ValueError, match="list the origins"):
+        EngineServer(cors_origins="*", cors_credentials=True)
+
+
 async def test_cors_credentials(http: Http, eio_echo: Any) -> None:
     app = await eio_echo(cors_origins=["http://good.example"], cors_credentials=True)
     response = await http.get(
@@ -526,6 +533,7 @@ async def test_cookie_on_handshake(http: Http, eio_echo: Any) -> None:
     assert cookie.startswith(f"io={sid}")
     attributes = {part.strip().lower() for part in cookie.split(";")}
     assert "path=/" in attributes and "httponly" in attributes
+    assert "samesite=lax" in attributes  # as engine.io's default cookie
     # only the handshake sets it
     response = await http.post(app.url(transport="polling", sid=sid), "4x")
     assert "Set-Cookie" not in response.headers
