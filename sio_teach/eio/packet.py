@@ -148,7 +148,14 @@ def decode_payload(body: str | bytes) -> list[Packet]:
     return packets
 
 
+_TYPES = {str(int(kind)): kind for kind in PacketType}  # "0" → OPEN … "6" → NOOP
+_BARE = {
+    kind: Packet(kind) for kind in PacketType
+}  # a packet without data, shared (a noop, a pong)
+
+
 def _decode_text(text: str) -> Packet:
-    if not text or not "0" <= text[0] <= "6":
+    kind = _TYPES.get(text[:1])
+    if kind is None:
         raise ProtocolError(f"unknown packet type in {text[:20]!r}")
-    return Packet(PacketType(int(text[0])), text[1:])
+    return _BARE[kind] if len(text) == 1 else Packet(kind, text[1:])

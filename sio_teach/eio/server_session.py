@@ -43,6 +43,10 @@ class Config:
     ping_timeout: float = 20.0  # pingTimeout 20000
     max_payload: int = 1_000_000  # maxPayload = maxHttpBufferSize
     upgrade_timeout: float = 10.0  # upgradeTimeout 10000
+    # Bytes that may wait for a client that does not read (in the queue of a polling session, or
+    # in a WebSocket's write buffer); past it the session is closed. Not in the spec: a bound on
+    # what a slow or hostile client can make the server hold.
+    max_buffer: int = 10_000_000
 
     def handshake(self, sid: str, upgrades: list[str]) -> Packet:
         """The open packet: ``0{"sid":..,"upgrades":..,"pingInterval":..,...}``."""
@@ -99,6 +103,7 @@ class ServerSession:
         upgrades = upgrades if transport == "polling" else ()
         self.close_reason: str | None = None
         self._outbox: list[Packet] = [config.handshake(sid, list(upgrades))]
+        self._queued = 0  # bytes of data in the outbox
         self._events: list[Event] = []
         # Heartbeat (v4): the server pings every pingInterval and waits pingTimeout for the pong.
         self._next_ping: float | None = now + config.ping_interval
@@ -125,13 +130,18 @@ class ServerSession:
 
         The shell has already refused a body over maxPayload (``eio/requests.py``).
         """
+        for packet in self.decode_payload(body, now):
+            self.receive(packet, now)
+
+    def decode_payload(self, body: bytes, now: float) -> list[Packet]:
+        """The packets of a POST body, all checked before any is delivered (so a malformed body
+        delivers nothing: the session closes with ``parse error`` and this raises
+        :class:`ProtocolError`). Feed them to :meth:`receive`, in slices if there are many."""
         try:
-            packets = decode_payload(body)
+            return decode_payload(body)
         except ProtocolError:
             self._close(DisconnectReason.PARSE_ERROR, send_close=True, now=now)
             raise
-        for packet in packets:
-            self.receive(packet, now)
 
     def receive(self, packet: Packet, now: float) -> None:
         """A packet arrived on the session's current transport."""
@@ -189,13 +199,24 @@ class ServerSession:
         several sessions (a broadcast). Raises ``RuntimeError`` once the session is closed."""
         if self.closed:
             raise RuntimeError("session is closed")
-        self._outbox.append(data if isinstance(data, Packet) else Packet(PacketType.MESSAGE, data))
+        packet = data if isinstance(data, Packet) else Packet(PacketType.MESSAGE, data)
+        self._outbox.append(packet)
+        self._queued += len(packet.data)
+        if self._queued > self.config.max_buffer:
+            self.backlog(self._queued, now=0.0)
 
     def close(self, reason: str = DisconnectReason.FORCED_CLOSE, now: float = 0.0) -> None:
         """Close from the server side: a close packet is queued for the client (on polling, the
         session waits up to pingTimeout for the GET that reads it)."""
         if not self.closed:
             self._close(reason, send_close=True, now=now, linger=True)
+
+    def backlog(self, nbytes: int, now: float) -> None:
+        """``nbytes`` wait for the client (the shell reports a WebSocket's write buffer; the
+        polling queue counts itself). Past ``max_buffer`` the client is not keeping up: closed."""
+        if nbytes > self.config.max_buffer and not self.closed:
+            self._outbox.clear()
+            self._close(DisconnectReason.TRANSPORT_ERROR, send_close=False, now=now)
 
     def polling_ready(self) -> bool:
         """Should a pending GET be answered now? (Packets waiting, or not plain polling any more.)"""
@@ -210,14 +231,23 @@ class ServerSession:
         """
         if self.state is State.WEBSOCKET:
             return encode_payload([NOOP])
-        packets = self.take_outgoing() or [NOOP]
-        if self.closed:
+        # at most maxPayload bytes per answer (at least one packet): the rest waits for the next GET
+        outbox, size, count = self._outbox, 0, 0
+        for packet in outbox:
+            data = packet.data  # counted in characters, with the type digit and a separator
+            size += len(data) + 2 if isinstance(data, str) else 4 * (len(data) + 2) // 3 + 2
+            if count and size > self.config.max_payload:
+                break
+            count += 1
+        packets, self._outbox = outbox[:count] or [NOOP], outbox[count:]
+        self._queued = sum(len(packet.data) for packet in self._outbox) if self._outbox else 0
+        if self.closed and not self._outbox:
             self._forget_at = None  # the client has had its last answer
         return encode_payload(packets)
 
     def take_outgoing(self) -> list[Packet]:
         """Everything queued for the client, in order (for a WebSocket: one frame each)."""
-        packets, self._outbox = self._outbox, []
+        packets, self._outbox, self._queued = self._outbox, [], 0
         return packets
 
     def events(self) -> list[Event]:

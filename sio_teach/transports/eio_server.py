@@ -44,6 +44,8 @@ from sio_teach.trace import Tracer
 
 log = logging.getLogger("sio_teach.eio")
 
+PACKETS_PER_SLICE = 2000  # a POST body is delivered in slices of this many packets
+
 AllowRequest = Callable[[HTTPServerRequest], bool | Awaitable[bool]]
 
 
@@ -88,8 +90,12 @@ class EngineSocket:
 
     @property
     def writable(self) -> bool:
-        """Could a packet leave right now? (A WebSocket is open, or a GET is waiting.)"""
-        return self.ws is not None or self.get_waiter is not None
+        """Could a packet leave right now? A GET is waiting, or a WebSocket is open and has
+        written everything so far (as engine.io: a volatile packet is dropped otherwise)."""
+        if self.ws is not None:
+            connection = self.ws.ws_connection
+            return connection is not None and not connection.stream.writing()  # type: ignore[attr-defined]
+        return self.get_waiter is not None
 
     def send(self, data: str | bytes | Packet) -> None:
         """Send one message (its data, or a message :class:`Packet` that a broadcast built once
@@ -164,6 +170,7 @@ class EngineServer:
         ping_timeout: float = 20.0,
         max_payload: int = 1_000_000,
         upgrade_timeout: float = 10.0,
+        max_buffer: int = 10_000_000,
         transports: tuple[str, ...] = ("polling", "websocket"),
         cors_origins: str | list[str] | None = None,
         cors_credentials: bool = False,
@@ -173,7 +180,7 @@ class EngineServer:
         sid_factory: Callable[[], str] = new_sid,
     ) -> None:
         self.on_connect = on_connect
-        self.config = Config(ping_interval, ping_timeout, max_payload, upgrade_timeout)
+        self.config = Config(ping_interval, ping_timeout, max_payload, upgrade_timeout, max_buffer)
         self.transports = transports
         # one origin given as a string is a list of one (never a substring test)
         self.cors_origins = (
@@ -369,19 +376,27 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
     async def post(self, *args: Any, **kwargs: Any) -> None:
         socket = self.socket
         assert socket is not None and self.chunks is not None
-        socket.pushing = False
         body = b"".join(self.chunks)
         if self.engine.tracer.enabled:
             self.engine.tracer.record_payload(
                 socket.sid, "<", "POST", body.decode(errors="replace")
             )
+        session = socket.session
         try:
-            socket.session.receive_payload(body, self.engine.now())
+            packets = session.decode_payload(body, self.engine.now())
+            for start in range(0, len(packets), PACKETS_PER_SLICE):
+                if start:  # a body of many small packets: let other clients in between slices
+                    await asyncio.sleep(0)
+                now = self.engine.now()
+                for packet in packets[start : start + PACKETS_PER_SLICE]:
+                    session.receive(packet, now)
+                socket.after()
         except ProtocolError as error:
             socket.after()
             self.refuse(error)
             return
-        socket.after()
+        finally:
+            socket.pushing = False  # (still true while the slices go: no second POST meanwhile)
         self.set_cors_headers()
         self.set_header("Content-Type", "text/html")
         self.finish("ok")
@@ -409,6 +424,8 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
+        # what a client that does not read can make us hold: past it, write() raises (write_frame)
+        self.ws_connection.stream.max_write_buffer_size = self.engine.config.max_buffer  # type: ignore[union-attr]
         socket = self.socket
         if socket is None:  # a WebSocket-only session: the open packet is the first frame
             socket = self.socket = self.engine.open_session("websocket", self.request)
@@ -459,6 +476,16 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
                 connection.stream.write(data)  # type: ignore[attr-defined]
             except tornado.iostream.StreamClosedError:
                 pass
+            except tornado.iostream.StreamBufferFullError:  # the client does not read
+                socket = self.socket
+                if socket is not None and socket.ws is self:
+                    log.warning(
+                        "session %s: client not reading, max_buffer full: closed", socket.sid
+                    )
+                    socket.session.backlog(
+                        self.engine.config.max_buffer + len(data), self.engine.now()
+                    )
+                self.close()
 
     def on_close(self) -> None:
         socket = self.socket
