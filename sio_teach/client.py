@@ -11,10 +11,9 @@
     admin = client.socket("/admin")          # a second namespace, same Engine.IO connection
     await admin.connect()
 
-Every rule (the send buffer, ack ids and timeouts, reconnection with backoff) lives in the pure
-:class:`~sio_teach.sio.client_connection.ClientConnection`; this module opens and closes the
-:class:`EngineClient` when it says so, carries the packets, arms one timer at its
-``next_deadline()`` and turns its events into handler calls and awaited results.
+The rules (send buffer, acks, reconnection) live in the pure ``sio.client_connection``; this shell
+opens and closes the :class:`EngineClient` when told, carries packets, arms one timer at
+``next_deadline()`` and turns the machine's events into handler calls and awaited results.
 """
 
 from __future__ import annotations
@@ -40,6 +39,15 @@ from sio_teach.transports.eio_client import EngineClient
 log = logging.getLogger("sio_teach.client")
 
 Handler = Callable[..., Any]
+
+
+def settle(future: Any, result: Any) -> None:
+    """Give a waiting Future its result (an exception is raised by its ``await``), once."""
+    if isinstance(future, asyncio.Future) and not future.done():
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 class ClientSocket:
@@ -163,22 +171,12 @@ class ClientSocket:
 
     def _on_ack(self, event: sio.AckReceived | sio.AckTimedOut) -> None:
         waiter = self.acks.pop(event.ack_id, None)
-        if isinstance(waiter, asyncio.Future):
-            if not waiter.done():
-                if isinstance(event, sio.AckReceived):
-                    waiter.set_result(event.args)
-                else:
-                    waiter.set_exception(AckTimeoutError())
-        elif waiter is not None and isinstance(event, sio.AckReceived):
+        if not isinstance(event, sio.AckReceived):
+            settle(waiter, AckTimeoutError())
+        elif isinstance(waiter, asyncio.Future):
+            settle(waiter, event.args)
+        elif waiter is not None:
             waiter(*event.args)
-
-    def _settle(self, error: Exception | None) -> None:
-        """The pending connect() returns, or raises ``error``."""
-        if self._waiter is not None and not self._waiter.done():
-            if error is None:
-                self._waiter.set_result(None)
-            else:
-                self._waiter.set_exception(error)
 
 
 class Client(ClientSocket):
@@ -290,12 +288,12 @@ class Client(ClientSocket):
             case sio.Connected(nsp=nsp):
                 socket = self.sockets[nsp]
                 socket._fire("connect")
-                socket._settle(None)
+                settle(socket._waiter, None)
             case sio.ConnectFailed(nsp=nsp, data=data):
                 socket = self.sockets[nsp]
                 socket._fire("connect_error", data)
                 message = data.get("message") if isinstance(data, dict) else str(data)
-                socket._settle(ConnectError(message))
+                settle(socket._waiter, ConnectError(message))
             case sio.Disconnected(nsp=nsp, reason=reason):
                 self.sockets[nsp]._fire("disconnect", reason)
             case sio.OpenTransport():
@@ -327,7 +325,7 @@ class Client(ClientSocket):
             await engine.connect()
         except ConnectError as error:
             for socket in self.sockets.values():
-                socket._settle(error)
+                settle(socket._waiter, error)
             self.machine.open_failed(str(error), self._now())
         else:
             self.engine = engine

@@ -1,23 +1,17 @@
-"""The client side of Socket.IO v5, as a state machine that does no I/O.
+"""The client side of Socket.IO v5 as a state machine that does no I/O (socket.io-client
+``lib/manager.ts`` for the connection, ``lib/socket.ts`` for a namespace). The shell
+(``sio_teach/client.py``) opens and closes Engine.IO when told (OpenTransport, CloseTransport),
+carries the packets (:meth:`~ClientConnection.take_outgoing`) and arms one timer at
+:meth:`~ClientConnection.next_deadline`; time comes in as ``now``, events come out.
 
-The shell (``sio_teach/client.py``) opens and closes the Engine.IO connection when this machine
-says so, carries the packets and arms one timer at :meth:`ClientConnection.next_deadline`. The
-rules live here, as in socket.io-client ``lib/manager.ts`` (the connection) and ``lib/socket.ts``
-(one namespace):
-
-* the **connection** (:class:`State`, :data:`TRANSITIONS`) is opened by the first namespace that
-  connects and closed when none is left. Lost (not closed on purpose), it **reconnects**: attempt
-  n waits ``backoff.duration(n - 1, random())``, at most ``reconnection_attempts`` times;
-* each **namespace** (:class:`NspState`, :data:`NSP_TRANSITIONS`) sends CONNECT once the connection
-  is open (with ``pid`` and ``offset`` to recover its session) and is connected by the reply;
-* the **send buffer**: an event emitted while its namespace is not connected waits, in order, and
-  leaves right after the CONNECT reply, before the application hears ``connect``; a ``volatile``
-  event is dropped instead;
-* **acks**: ids count from 0 in each namespace; an ack awaited with a timeout expires in
-  :meth:`~ClientConnection.handle_timeout`, and so does a CONNECT left unanswered.
-
-Time comes in as ``now``; what happens comes out of :meth:`~ClientConnection.events`, the packets to
-send out of :meth:`~ClientConnection.take_outgoing`.
+* The **connection** opens for the first namespace and closes when none is left. Lost (not closed
+  on purpose), it **reconnects**: attempt n waits ``backoff.duration(n - 1, random())``.
+* A **namespace** sends CONNECT once the connection is open (with ``pid`` and ``offset`` to
+  recover its session); the reply connects it.
+* The **send buffer**: what is emitted while the namespace is not connected waits, and leaves in
+  order right after the CONNECT reply, before ``connect`` fires; ``volatile`` events are dropped.
+* **Acks**: ids count from 0 per namespace; an ack timeout, like an unanswered CONNECT, expires
+  in :meth:`~ClientConnection.handle_timeout`.
 """
 
 from __future__ import annotations
@@ -96,18 +90,16 @@ class Namespace:
 
 @dataclass(frozen=True, slots=True)
 class OpenTransport:
-    """For the shell: open the Engine.IO connection, then call ``opened`` or ``open_failed``."""
+    """For the shell: open Engine.IO, then call ``opened`` or ``open_failed``."""
 
 
 @dataclass(frozen=True, slots=True)
 class CloseTransport:
-    """For the shell: close the Engine.IO connection (after sending what is queued)."""
+    """For the shell: close Engine.IO (after sending what is queued)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Connected:
-    """The server accepted the namespace (``connect``)."""
-
     nsp: str
     sid: str | None
     recovered: bool
@@ -115,7 +107,7 @@ class Connected:
 
 @dataclass(frozen=True, slots=True)
 class ConnectFailed:
-    """The server refused the namespace (CONNECT_ERROR), or did not answer in time (``connect_error``)."""
+    """``connect_error``: the server refused the namespace, or did not answer in time."""
 
     nsp: str
     data: Any
@@ -168,7 +160,7 @@ class Reconnected:
 
 @dataclass(frozen=True, slots=True)
 class ReconnectFailed:
-    """``reconnection_attempts`` attempts failed: the client gives up."""
+    pass
 
 
 Event = (
