@@ -109,10 +109,12 @@ class ClientSocket:
         if the server refuses the namespace (its ``connect_error`` message) or does not answer."""
         if self.connected:
             return
-        self._waiter = asyncio.get_running_loop().create_future()
+        if self._waiter is None or self._waiter.done():
+            self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter
         self.manager.machine.connect(self.nsp, self.manager._now(), timeout)
         self.manager._after()
-        await self._waiter
+        await waiter
 
     async def disconnect(self) -> None:
         """Leave this namespace; the connection closes when no namespace is left."""
@@ -235,7 +237,7 @@ class Client(ClientSocket):
         self.machine.disconnect()
         await self._after_closing()
 
-    close = disconnect
+    close = disconnect  # the connection closes with the last namespace
 
     # -- the shell -----------------------------------------------------------------------------
 
@@ -319,7 +321,7 @@ class Client(ClientSocket):
             headers=self.headers,
             tracer=self.tracer,
         )
-        engine.on_message = lambda data: (self.machine.receive(data, self._now()), self._after())
+        engine.on_message = self._on_message
         engine.on_close = lambda reason: self._on_close(engine, reason)
         try:
             await engine.connect()
@@ -330,6 +332,10 @@ class Client(ClientSocket):
         else:
             self.engine = engine
             self.machine.opened(self._now())
+        self._after()
+
+    def _on_message(self, data: str | bytes) -> None:
+        self.machine.receive(data, self._now())
         self._after()
 
     def _on_close(self, engine: EngineClient, reason: str) -> None:

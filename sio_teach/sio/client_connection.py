@@ -211,16 +211,17 @@ class ClientConnection:
     def connect(self, nsp: str, now: float, timeout: float | None = None) -> None:
         """Connect ``nsp``, opening the connection if needed; ConnectFailed after ``timeout``."""
         ns = self.namespace(nsp)
-        if ns.state is not NspState.IDLE:
-            return  # connected, or its CONNECT is on its way
-        ns.state = NSP_TRANSITIONS[(ns.state, "connect")]
+        if ns.state is NspState.CONNECTED:
+            return
         ns.connect_deadline = None if timeout is None else now + timeout
-        if self.state is State.DISCONNECTED:
+        if ns.state is NspState.IDLE:  # else its CONNECT is on its way, or waits for the connection
+            ns.state = NSP_TRANSITIONS[(ns.state, "connect")]
+            if self.state is State.CONNECTED:
+                self._send_connect(ns)
+        if self.state is State.DISCONNECTED:  # never opened, closed, or given up: open it
             self.attempt = 0
             self._go("open")
             self._events.append(OpenTransport())
-        elif self.state is State.CONNECTED:
-            self._send_connect(ns)
 
     def emit(
         self,

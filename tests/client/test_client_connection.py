@@ -291,6 +291,19 @@ def test_a_recovering_namespace_sends_its_pid_and_last_offset() -> None:
     assert connection.events()[-1] == Connected("/", "s1", recovered=True)
 
 
+def test_connect_after_giving_up_opens_again() -> None:
+    connection = machine(reconnection=False)
+    connection.connect("/", now=0.0, timeout=5.0)
+    connection.open_failed("connection refused", now=0.0)
+    assert connection.next_deadline() is None  # the caller of connect() was told already
+    connection.events()
+    connection.connect("/", now=1.0, timeout=5.0)  # the namespace is still wanted: try again
+    assert connection.events() == [OpenTransport()]
+    assert connection.next_deadline() == 6.0
+    connection.opened(now=1.1)
+    assert wire(connection) == ["0"]
+
+
 def test_server_disconnect_does_not_reconnect() -> None:
     connection = connected()
     connection.receive("1", now=1.0)
