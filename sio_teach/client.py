@@ -325,7 +325,8 @@ class Client(ClientSocket):
         engine.on_close = lambda reason: self._on_close(engine, reason)
         try:
             await engine.connect()
-        except ConnectError as error:
+        except Exception as failure:  # refused, unreachable, or a URL that cannot work
+            error = failure if isinstance(failure, ConnectError) else ConnectError(str(failure))
             for socket in self.sockets.values():
                 settle(socket._waiter, error)
             self.machine.open_failed(str(error), self._now())
