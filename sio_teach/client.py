@@ -11,14 +11,9 @@
     admin = client.socket("/admin")          # a second namespace, same Engine.IO connection
     await admin.connect()
 
-As in the official client (socket.io-client ``lib/manager.ts``, ``lib/socket.ts``):
-
-* the :class:`Client` is the socket of the main namespace and owns the connection (the *manager*);
-* an event emitted while disconnected is kept in a **send buffer** and sent, in order, when the
-  namespace is connected again (``volatile=True`` events are dropped instead);
-* when the connection is lost (not closed by us), it **reconnects** by itself: attempt n waits
-  :class:`~sio_teach.sio.backoff.Backoff` ``.duration(n)`` — 1 s, 2 s, 4 s, 5 s… ± 50 %; each attempt
-  fires ``reconnect_attempt``, a failure ``reconnect_error``, success ``reconnect``.
+The rules (send buffer, acks, reconnection) live in the pure ``sio.client_connection``; this shell
+opens and closes the :class:`EngineClient` when told, carries packets, arms one timer at
+``next_deadline()`` and turns the machine's events into handler calls and awaited results.
 """
 
 from __future__ import annotations
@@ -31,20 +26,28 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from sio_teach.errors import AckTimeoutError, ConnectError, ProtocolError
+import tornado.ioloop
+
+from sio_teach.errors import AckTimeoutError, ConnectError
+from sio_teach.sio import client_connection as sio
 from sio_teach.sio.backoff import Backoff
-from sio_teach.sio.packet import Decoder, Packet, PacketType, encode
+from sio_teach.sio.packet import Packet, encode
+from sio_teach.tasks import spawn
 from sio_teach.trace import Tracer
 from sio_teach.transports.eio_client import EngineClient
 
 log = logging.getLogger("sio_teach.client")
 
 Handler = Callable[..., Any]
-DEFAULT_BACKOFF = Backoff()  # the official defaults; frozen, so one instance serves all
 
 
-def _ack_value(args: list[Any]) -> Any:
-    return None if not args else args[0] if len(args) == 1 else tuple(args)
+def settle(future: Any, result: Any) -> None:
+    """Give a waiting Future its result (an exception is raised by its ``await``), once."""
+    if isinstance(future, asyncio.Future) and not future.done():
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 class ClientSocket:
@@ -53,27 +56,33 @@ class ClientSocket:
     def __init__(self, manager: Client, nsp: str, auth: dict[str, Any] | None = None) -> None:
         self.manager = manager
         self.nsp = nsp
-        self.auth = auth
-        self.id: str | None = None
-        self.connected = False
-        self.active = False  # connect() was called and disconnect() was not
         self.handlers: dict[str, Handler] = {}
         self.any_handlers: list[Handler] = []
-        self.send_buffer: list[Packet] = []
-        self.acks: dict[int, Callable[[list[Any]], None]] = {}
-        self._next_ack = 0
-        # connection state recovery: the server's private session id and the last offset seen
-        self.pid: str | None = None
-        self.last_offset: str | None = None
-        self.recovered = False
-        self._connected_future: asyncio.Future[None] | None = None
+        self.acks: dict[int, Handler | asyncio.Future[list[Any]]] = {}  # ack id -> who waits
+        self._waiter: asyncio.Future[None] | None = None  # the pending connect()
+        self._state = manager.machine.namespace(nsp, auth)  # read-only views below
 
-    # -- handlers -------------------------------------------------------------------------------
+    @property
+    def id(self) -> str | None:
+        return self._state.sid
+
+    @property
+    def connected(self) -> bool:
+        return self._state.state is sio.NspState.CONNECTED
+
+    @property
+    def recovered(self) -> bool:
+        return self._state.recovered
+
+    @property
+    def send_buffer(self) -> list[Any]:
+        return self._state.buffer
 
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Register a handler (usable as a decorator). Reserved events: ``connect``,
         ``disconnect`` (reason), ``connect_error`` (data); on the main socket also the manager's
-        ``reconnect_attempt`` (n), ``reconnect`` (n), ``reconnect_error`` (error)."""
+        ``reconnect_attempt`` (n), ``reconnect`` (n), ``reconnect_error`` (error),
+        ``reconnect_failed``."""
         if handler is None:
             return lambda h: self.on(event, h)
         self.handlers[event] = handler
@@ -93,144 +102,83 @@ class ClientSocket:
         except Exception:  # a bug in a handler must not break the connection
             log.exception("handler for %r failed", event)
             return None
-        if inspect.isawaitable(result):
-            return asyncio.ensure_future(result)
-        return result
-
-    # -- connecting ----------------------------------------------------------------------------
+        return spawn(result, f"handler for {event!r}") if inspect.isawaitable(result) else result
 
     async def connect(self, timeout: float = 10.0) -> None:
         """Connect this namespace (and the connection if needed). Raises :class:`ConnectError`
         if the server refuses the namespace (its ``connect_error`` message) or does not answer."""
         if self.connected:
-            return  # a second CONNECT would be a protocol error for the server
-        self.active = True
-        loop = asyncio.get_running_loop()
-        self._connected_future = loop.create_future()
-        closing = self.manager._close_task
-        if closing is not None and not closing.done():
-            await closing  # the connection is being closed (no namespace was left): wait, reopen
-        if self.manager.engine is None or self.manager.engine.session.closed:
-            await self.manager.open()
-        else:
-            self._send_connect()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._connected_future), timeout)
-        except TimeoutError:
-            raise ConnectError(f"no answer to CONNECT {self.nsp} within {timeout} s") from None
-
-    def _send_connect(self) -> None:
-        auth = self.auth
-        if self.pid is not None and self.last_offset is not None:  # ask to recover the session
-            auth = {**(auth or {}), "pid": self.pid, "offset": self.last_offset}
-        self.manager.send(Packet.connect(self.nsp, auth))
+            return
+        if self._waiter is None or self._waiter.done():
+            self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter
+        self.manager.machine.connect(self.nsp, self.manager._now(), timeout)
+        self.manager._after()
+        await waiter
 
     async def disconnect(self) -> None:
         """Leave this namespace; the connection closes when no namespace is left."""
-        if self.connected:
-            self.manager.send(Packet.disconnect(self.nsp))
-        self.active = False
-        self._on_disconnect("io client disconnect")
-        if not any(s.active for s in self.manager.sockets.values()):
-            await self.manager.close()
-
-    # -- emitting ------------------------------------------------------------------------------
+        self.manager.machine.disconnect(self.nsp)
+        await self.manager._after_closing()
 
     def emit(
         self, event: str, *args: Any, callback: Handler | None = None, volatile: bool = False
     ) -> int | None:
         """Send ``event``. While disconnected it is buffered (or dropped if ``volatile``).
         Returns the ack id when a ``callback`` waits for the server's ACK."""
-        ack_id = None
-        if callback is not None:
-            ack_id = self._next_ack
-            self._next_ack += 1
-            self.acks[ack_id] = lambda values: callback(*values)
-        packet = Packet.event(self.nsp, event, *args, id=ack_id)
-        if self.connected:
-            self.manager.send(packet)
-        elif not volatile:
-            self.send_buffer.append(packet)
-        return ack_id
+        return self._emit(event, args, callback, None, volatile)
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
         """Send ``event`` and wait for the server's ACK: its single value, ``None`` for an empty
         ACK, a tuple for several. Raises :class:`AckTimeoutError` after ``timeout`` seconds."""
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        ack_id = self.emit(
-            event, *args, callback=lambda *v: future.done() or future.set_result(list(v))
-        )
+        answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._emit(event, args, answer, timeout, False)
         try:
-            return _ack_value(await asyncio.wait_for(future, timeout))
-        except TimeoutError:
-            self.acks.pop(ack_id, None)  # type: ignore[arg-type]  # a late ACK is ignored
+            values = await answer
+        except AckTimeoutError:
             raise AckTimeoutError(f"no ack for {event!r} within {timeout} s") from None
+        return None if not values else values[0] if len(values) == 1 else tuple(values)
 
-    # -- incoming ------------------------------------------------------------------------------
+    def _emit(
+        self, event: str, args: tuple[Any, ...], waiter: Any, timeout: float | None, volatile: bool
+    ) -> int | None:
+        now = self.manager._now()
+        ack_id = self.manager.machine.emit(
+            self.nsp, event, args, now, ack=waiter is not None, timeout=timeout, volatile=volatile
+        )
+        if ack_id is not None:
+            self.acks[ack_id] = waiter
+        self.manager._after()
+        return ack_id
 
-    def _on_packet(self, packet: Packet) -> None:
-        kind = packet.type
-        if kind is PacketType.CONNECT:
-            self.id = (packet.data or {}).get("sid")
-            pid = (packet.data or {}).get("pid")
-            self.recovered = pid is not None and pid == self.pid
-            self.pid = pid
-            self.connected = True
-            # the buffer goes out first, in order, then the connect handler runs (socket.io-client
-            # onconnect: emitBuffered, then "connect"), so nothing it emits overtakes the buffer
-            buffered, self.send_buffer = self.send_buffer, []
-            for buffered_packet in buffered:
-                self.manager.send(buffered_packet)
-            self._fire("connect")
-            if self._connected_future and not self._connected_future.done():
-                self._connected_future.set_result(None)
-        elif kind is PacketType.CONNECT_ERROR:
-            self.active = False
-            self.manager._close_if_idle()
-            data = packet.data
-            self._fire("connect_error", data)
-            message = data.get("message") if isinstance(data, dict) else str(data)
-            if self._connected_future and not self._connected_future.done():
-                self._connected_future.set_exception(ConnectError(message))
-        elif kind is PacketType.DISCONNECT:
-            self.active = False
-            self._on_disconnect("io server disconnect")
-            self.manager._close_if_idle()
-        elif kind is PacketType.EVENT and self.connected:
-            event, *args = packet.data
-            if self.pid is not None and packet.id is None and args and isinstance(args[-1], str):
-                # like the official client: the last string argument is the offset to recover
-                # from (handlers still see it, as in JavaScript)
-                self.last_offset = args[-1]
-            for handler in self.any_handlers:
-                try:
-                    handler(event, *args)
-                except Exception:
-                    log.exception("catch-all handler failed")
-            result = self._fire(event, *args)
-            if packet.id is not None:
-                self._ack_when_done(packet.id, result)
-        elif kind is PacketType.ACK:
-            callback = self.acks.pop(packet.id, None)  # type: ignore[arg-type]
-            if callback is not None:
-                callback(packet.data)
+    def _on_event(self, event: sio.EventReceived) -> None:
+        for handler in self.any_handlers:
+            try:
+                handler(event.name, *event.args)
+            except Exception:
+                log.exception("catch-all handler failed")
+        result = self._fire(event.name, *event.args)
+        if event.ack_id is None:
+            return
+        ack_id = event.ack_id
 
-    def _ack_when_done(self, ack_id: int, result: Any) -> None:
-        def send(value: Any) -> None:
-            if value is not None:  # as on the server: None means "no ACK"
-                args = list(value) if isinstance(value, tuple) else [value]
-                self.manager.send(Packet.ack(self.nsp, ack_id, *args))
+        def answer(value: Any) -> None:
+            self.manager.machine.send_ack(self.nsp, ack_id, value)
+            self.manager._after()
 
-        if isinstance(result, asyncio.Future):
-            result.add_done_callback(lambda f: send(f.result()) if not f.exception() else None)
+        if isinstance(result, asyncio.Future):  # a coroutine handler: ACK once it returns
+            result.add_done_callback(lambda f: f.exception() or answer(f.result()))
         else:
-            send(result)
+            answer(result)
 
-    def _on_disconnect(self, reason: str) -> None:
-        if self.connected:
-            self.connected = False
-            self.id = None
-            self._fire("disconnect", reason)
+    def _on_ack(self, event: sio.AckReceived | sio.AckTimedOut) -> None:
+        waiter = self.acks.pop(event.ack_id, None)
+        if not isinstance(event, sio.AckReceived):
+            settle(waiter, AckTimeoutError())
+        elif isinstance(waiter, asyncio.Future):
+            settle(waiter, event.args)
+        elif waiter is not None:
+            waiter(*event.args)
 
 
 class Client(ClientSocket):
@@ -247,9 +195,15 @@ class Client(ClientSocket):
         tracer: Tracer | None = None,
         reconnection: bool = True,
         reconnection_attempts: float = math.inf,
-        backoff: Backoff = DEFAULT_BACKOFF,
+        backoff: Backoff = Backoff(),  # noqa: B008  (frozen: one instance serves all)
         rand: Callable[[], float] = random.random,
     ) -> None:
+        self.machine = sio.ClientConnection(
+            random=rand,
+            reconnection=reconnection,
+            reconnection_attempts=reconnection_attempts,
+            backoff=backoff,
+        )
         super().__init__(self, "/", auth)
         self.url = url
         self.path = path
@@ -257,17 +211,11 @@ class Client(ClientSocket):
         self.headers = headers
         self.tracer = tracer or Tracer("client", enabled=False, sio=True)
         self.tracer.sio = True
-        self.reconnection = reconnection
-        self.reconnection_attempts = reconnection_attempts
-        self.backoff = backoff
-        self.rand = rand
         self.sockets: dict[str, ClientSocket] = {"/": self}
         self.engine: EngineClient | None = None
-        self._decoder = Decoder()
-        self._closing = False
-        self._reconnect_task: asyncio.Task[None] | None = None
-        self._close_task: asyncio.Future[None] | None = None
-        self.delays: list[float] = []  # every reconnection delay used, for the curious
+        self._closing: asyncio.Future[Any] | None = None  # the engine being closed
+        self._timer: object | None = None
+        self._timer_at: float | None = None
 
     def socket(self, nsp: str, auth: dict[str, Any] | None = None) -> ClientSocket:
         """The socket of namespace ``nsp`` on this connection (created on first use)."""
@@ -279,12 +227,93 @@ class Client(ClientSocket):
     def transport(self) -> str | None:
         return self.engine.transport if self.engine else None
 
-    # -- the connection ------------------------------------------------------------------------
+    @property
+    def delays(self) -> list[float]:
+        """Every reconnection delay drawn so far."""
+        return self.machine.delays
 
-    async def open(self) -> None:
-        """Open the Engine.IO connection and send CONNECT for every active namespace."""
-        self._closing = False
-        self._decoder = Decoder()
+    async def disconnect(self) -> None:
+        """Leave every namespace and close the connection (no reconnection)."""
+        self.machine.disconnect()
+        await self._after_closing()
+
+    close = disconnect  # the connection closes with the last namespace
+
+    # -- the shell -----------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return tornado.ioloop.IOLoop.current().time()
+
+    async def _after_closing(self) -> None:
+        self._after()
+        if self._closing is not None:
+            await self._closing
+
+    def _after(self) -> None:
+        """After every call into the machine: send its packets, act on its events, re-arm the
+        timer. (Handlers run here may call into the machine again: the loop picks that up.)"""
+        machine = self.machine
+        while True:
+            packets, events = machine.take_outgoing(), machine.events()
+            if not packets and not events:
+                break
+            for packet in packets:
+                self._send(packet)
+            for event in events:
+                self._handle(event)
+        deadline = machine.next_deadline()
+        if deadline != self._timer_at:
+            loop = tornado.ioloop.IOLoop.current()
+            if self._timer is not None:
+                loop.remove_timeout(self._timer)
+            self._timer_at = deadline
+            self._timer = None if deadline is None else loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.machine.handle_timeout(self._now())
+        self._after()
+
+    def _send(self, packet: Packet) -> None:
+        if self.engine is not None and not self.engine.session.closed:
+            text, attachments = encode(packet)
+            self.engine.send(text)
+            for attachment in attachments:
+                self.engine.send(attachment)
+
+    def _handle(self, event: sio.Event) -> None:
+        match event:
+            case sio.EventReceived(nsp=nsp):
+                self.sockets[nsp]._on_event(event)
+            case sio.AckReceived(nsp=nsp) | sio.AckTimedOut(nsp=nsp):
+                self.sockets[nsp]._on_ack(event)
+            case sio.Connected(nsp=nsp):
+                socket = self.sockets[nsp]
+                socket._fire("connect")
+                settle(socket._waiter, None)
+            case sio.ConnectFailed(nsp=nsp, data=data):
+                socket = self.sockets[nsp]
+                socket._fire("connect_error", data)
+                message = data.get("message") if isinstance(data, dict) else str(data)
+                settle(socket._waiter, ConnectError(message))
+            case sio.Disconnected(nsp=nsp, reason=reason):
+                self.sockets[nsp]._fire("disconnect", reason)
+            case sio.OpenTransport():
+                spawn(self._open(), "opening the connection")
+            case sio.CloseTransport():
+                engine, self.engine = self.engine, None
+                if engine is not None:
+                    self._closing = spawn(engine.close(), "closing the connection")
+            case sio.ReconnectAttempt(attempt=n):
+                self._fire("reconnect_attempt", n)
+            case sio.Reconnected(attempt=n):
+                self._fire("reconnect", n)
+            case sio.ReconnectError(message=message):
+                self._fire("reconnect_error", ConnectError(message))
+            case sio.ReconnectFailed():
+                self._fire("reconnect_failed")
+
+    async def _open(self) -> None:
         engine = EngineClient(
             self.url,
             path=self.path,
@@ -293,82 +322,25 @@ class Client(ClientSocket):
             tracer=self.tracer,
         )
         engine.on_message = self._on_message
-        engine.on_close = self._on_close
-        await engine.connect()  # raises ConnectError
-        self.engine = engine
-        for socket in self.sockets.values():
-            if socket.active:
-                socket._send_connect()
-
-    def send(self, packet: Packet) -> None:
-        """Encode and send one packet (and its attachments) on the connection."""
-        if self.engine is None or self.engine.session.closed:
-            return
-        text, attachments = encode(packet)
-        self.engine.send(text)
-        for attachment in attachments:
-            self.engine.send(attachment)
-
-    async def close(self) -> None:
-        """Close the connection for good (no reconnection)."""
-        self._closing = True
-        if self._reconnect_task is not None:
-            self._reconnect_task.cancel()
-        if self.engine is not None:
-            await self.engine.close()
-
-    def _close_if_idle(self) -> None:
-        """No namespace is left (refused or disconnected by the server): close the connection,
-        as the official client's ``Manager._destroy`` does."""
-        if not any(s.active for s in self.sockets.values()):
-            self._closing = True
-            self._close_task = asyncio.ensure_future(self.close())
+        engine.on_close = lambda reason: self._on_close(engine, reason)
+        try:
+            await engine.connect()
+        except Exception as failure:  # refused, unreachable, or a URL that cannot work
+            error = failure if isinstance(failure, ConnectError) else ConnectError(str(failure))
+            for socket in self.sockets.values():
+                settle(socket._waiter, error)
+            self.machine.open_failed(str(error), self._now())
+        else:
+            self.engine = engine
+            self.machine.opened(self._now())
+        self._after()
 
     def _on_message(self, data: str | bytes) -> None:
-        try:
-            packet = (
-                self._decoder.receive_text(data)
-                if isinstance(data, str)
-                else self._decoder.receive_binary(data)
-            )
-        except ProtocolError as error:
-            log.info("bad packet from server: %s", error)
-            if self.engine is not None:
-                asyncio.ensure_future(self.engine.close())
-            return
-        if packet is not None and packet.nsp in self.sockets:
-            self.sockets[packet.nsp]._on_packet(packet)
+        self.machine.receive(data, self._now())
+        self._after()
 
-    def _on_close(self, reason: str) -> None:
-        for socket in self.sockets.values():
-            socket._on_disconnect(reason)
-        if self.reconnection and not self._closing and reason != "io client disconnect":
-            if self._reconnect_task is None or self._reconnect_task.done():
-                self._reconnect_task = asyncio.ensure_future(self._reconnect())
-
-    async def _reconnect(self) -> None:
-        attempt = 0
-        while attempt < self.reconnection_attempts and not self._closing:
-            delay = self.backoff.duration(attempt, self.rand())
-            self.delays.append(delay)
-            await asyncio.sleep(delay)
-            attempt += 1
-            self._fire("reconnect_attempt", attempt)
-            try:
-                await self.open()
-            except ConnectError as error:
-                self._fire("reconnect_error", error)
-                continue
-            self._fire("reconnect", attempt)
-            return
-        self._fire("reconnect_failed")
-
-    async def disconnect(self) -> None:
-        """Leave every namespace and close the connection (no reconnection)."""
-        self._closing = True
-        for socket in list(self.sockets.values()):
-            if socket.connected:
-                self.send(Packet.disconnect(socket.nsp))
-            socket.active = False
-            socket._on_disconnect("io client disconnect")
-        await self.close()
+    def _on_close(self, engine: EngineClient, reason: str) -> None:
+        if engine is self.engine:  # not one we closed on purpose
+            self.engine = None
+            self.machine.lost(reason, self._now())
+            self._after()

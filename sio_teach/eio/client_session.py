@@ -8,7 +8,8 @@ WebSocket; this class owns the rules:
 * the heartbeat: answer each ``2`` (ping) with a ``3`` (pong); if no ping arrives within
   pingInterval + pingTimeout, the server is gone (:meth:`next_deadline`, :meth:`handle_timeout`);
 * the upgrade: :meth:`start_upgrade` gives ``2probe`` for the new WebSocket, :meth:`receive_probe`
-  checks the ``3probe``; the shell then pauses polling and calls :meth:`finish_upgrade`, which
+  checks the ``3probe`` and *pauses* polling: no new GET or POST; once the GET in flight has
+  returned (:meth:`receive_payload`) and the POST too (:meth:`post_done`), :meth:`finish_upgrade`
   gives the ``5`` to send and moves the session to the WebSocket;
 * sending: :meth:`send` queues; :meth:`take_payload` gives one POST body of at most maxPayload
   bytes, :meth:`take_outgoing` gives WebSocket frames.
@@ -78,6 +79,10 @@ class ClientSession:
         self._outbox: list[Packet] = []
         self._events: list[Event] = []
         self._dead_at: float | None = None  # no ping by then: the server is gone
+        # polling keeps one GET waiting at the server: the shell polls again after each payload
+        self._get_in_flight = False
+        self._post_in_flight = False  # take_payload() gave a body whose POST has not returned
+        self.pausing = False  # the probe succeeded: polling starts no new request
 
     @property
     def sid(self) -> str | None:
@@ -96,9 +101,11 @@ class ClientSession:
     # -- input ------------------------------------------------------------------------------
 
     def receive_payload(self, body: str | bytes, now: float) -> None:
-        """A polling GET answered with ``body``."""
+        """A polling GET answered with ``body``. Unless paused, the shell sends the next GET."""
+        self._get_in_flight = False
         for packet in decode_payload(body):
             self.receive(packet, now)
+        self._get_in_flight = self.state in (State.POLLING, State.UPGRADING) and not self.pausing
 
     def receive(self, packet: Packet, now: float) -> None:
         """A packet arrived from the server on the current transport."""
@@ -155,14 +162,25 @@ class ClientSession:
         return PING_PROBE
 
     def receive_probe(self, packet: Packet) -> None:
-        """The first frame on the probing WebSocket. Raises ProtocolError unless it is ``3probe``."""
+        """The first frame on the probing WebSocket. Raises ProtocolError unless it is ``3probe``.
+        A good probe pauses polling (engine.io-client ``Polling.pause``)."""
         if packet != PONG_PROBE:
             self.probe_failed()
             raise ProtocolError(f"probe answered with {packet}")
+        self.pausing = self.state is State.UPGRADING
+
+    @property
+    def paused(self) -> bool:
+        """Polling is paused: the probe succeeded and neither a GET nor a POST is in flight."""
+        return self.pausing and not (self._get_in_flight or self._post_in_flight)
 
     def finish_upgrade(self) -> Packet:
-        """Call once polling is paused (no GET or POST in flight): returns ``5`` for the WebSocket."""
+        """Call once :attr:`paused`: returns ``5`` for the WebSocket. Raises ProtocolError before
+        (the spec: the upgrade waits until the pending GET and POST have returned)."""
+        if self.state is State.UPGRADING and not self.paused:
+            raise ProtocolError("polling is not paused: a GET or POST is still in flight")
         self._go("upgrade")
+        self.pausing = False
         self.transport = "websocket"
         self._events.append(Upgraded())
         return UPGRADE
@@ -170,6 +188,8 @@ class ClientSession:
     def probe_failed(self) -> None:
         if self.state is State.UPGRADING:
             self._go("probe failed")
+        if self.pausing:  # polling resumes: the shell sends a GET again
+            self.pausing, self._get_in_flight = False, True
 
     # -- output -----------------------------------------------------------------------------
 
@@ -201,17 +221,20 @@ class ClientSession:
     def take_payload(self) -> str:
         """One POST body: as many queued packets as fit in the server's maxPayload (at least one)."""
         limit = self.handshake.max_payload if self.handshake else 1_000_000
-        count, size = (
-            0,
-            -1,
-        )  # n packets need n - 1 separators (engine.io-client _getWritablePackets)
+        # n packets need n - 1 separators (engine.io-client _getWritablePackets)
+        count, size = 0, -1
         for packet in self._outbox:
             size += len(encode_payload([packet]).encode()) + 1
             if count and size > limit:
                 break
             count += 1
         batch, self._outbox = self._outbox[:count], self._outbox[count:]
+        self._post_in_flight = True
         return encode_payload(batch)
+
+    def post_done(self) -> None:
+        """The POST of the last :meth:`take_payload` body has returned."""
+        self._post_in_flight = False
 
     def events(self) -> list[Event]:
         events, self._events = self._events, []
@@ -231,4 +254,5 @@ class ClientSession:
         self._go("close")
         self.close_reason = reason
         self._dead_at = None
+        self.pausing = False
         self._events.append(Closed(reason))

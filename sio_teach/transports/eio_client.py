@@ -17,7 +17,7 @@ import contextlib
 import logging
 import secrets
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 
 import tornado.httpclient
 import tornado.ioloop
@@ -27,6 +27,7 @@ from sio_teach.eio.client_session import ClientSession, State
 from sio_teach.eio.events import Closed, Message
 from sio_teach.eio.packet import Packet, decode_ws, encode_ws
 from sio_teach.errors import ConnectError, ProtocolError
+from sio_teach.tasks import spawn
 from sio_teach.trace import Tracer
 
 log = logging.getLogger("sio_teach.eio.client")
@@ -63,10 +64,9 @@ class EngineClient:
         self.session = ClientSession(self.transports[0])
         self.ws: tornado.websocket.WebSocketClientConnection | None = None
         self._http = tornado.httpclient.AsyncHTTPClient(force_instance=True, max_clients=4)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._poll_task: asyncio.Task[None] | None = None
-        self._post_task: asyncio.Task[None] | None = None
-        self._pausing = False  # the upgrade asked polling to stop after the current requests
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._poll_task: asyncio.Future[None] | None = None
+        self._post_task: asyncio.Future[None] | None = None
         self._timer: object | None = None
         self.closed = asyncio.Event()
 
@@ -128,8 +128,8 @@ class EngineClient:
     def _now(self) -> float:
         return tornado.ioloop.IOLoop.current().time()
 
-    def _spawn(self, coro: object) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Future[None]:
+        task = spawn(coro, "Engine.IO client task")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -163,13 +163,14 @@ class EngineClient:
         return body
 
     async def _post(self) -> None:
-        while self.session.has_outgoing() and not self._pausing and self.ws is None:
+        while self.session.has_outgoing() and not self.session.pausing and self.ws is None:
             body = self.session.take_payload()
             self._record_payload(">", "POST", body)
             try:
                 await self._http.fetch(
                     self._url("polling"), method="POST", body=body, headers=self.headers
                 )
+                self.session.post_done()
             except (OSError, tornado.httpclient.HTTPClientError) as error:
                 log.info("POST failed: %s", error)
                 self.session.lost("transport error")
@@ -179,7 +180,7 @@ class EngineClient:
 
     async def _poll_loop(self) -> None:
         """Long-poll: one GET at a time, until closed or paused for the upgrade."""
-        while self.session.state in (State.POLLING, State.UPGRADING) and not self._pausing:
+        while self.session.state in (State.POLLING, State.UPGRADING) and not self.session.pausing:
             try:
                 body = await self._get()
                 self.session.receive_payload(body, self._now())
@@ -234,9 +235,8 @@ class EngineClient:
             log.info("upgrade failed, staying on polling: %s", error)
             self.session.probe_failed()
             return
-        self._pausing = True  # the server answers the pending GET with a noop
+        # the probe paused polling: the server answers the pending GET with a noop
         await asyncio.gather(*(t for t in (self._poll_task, self._post_task) if t))
-        self._pausing = False
         if self.session.closed:  # closed during the pause: the close packet leaves on polling
             ws.close()
             self._after()
@@ -278,7 +278,7 @@ class EngineClient:
         if self.ws is not None:
             for packet in session.take_outgoing():
                 self._write(self.ws, packet)
-        elif session.has_outgoing() and self._post_task is None and not self._pausing:
+        elif session.has_outgoing() and self._post_task is None and not session.pausing:
             if session.state is not State.OPENING:
                 self._post_task = self._spawn(self._post())
         loop = tornado.ioloop.IOLoop.current()
@@ -301,7 +301,7 @@ class EngineClient:
     async def _drain(self, sent_only: bool = False) -> None:
         """Wait until everything queued has left (and, unless ``sent_only``, the loops ended)."""
         while (
-            self._pausing
+            self.session.pausing
             or self._post_task
             or self.session.has_outgoing()
             or (self._poll_task and not sent_only)

@@ -279,6 +279,7 @@ def test_heartbeat_continues_over_websocket_after_upgrade() -> None:
     session = opened(now=0.0)
     session.start_upgrade()
     session.receive_probe(PONG_PROBE)
+    session.receive_payload("6", now=0.1)  # the paused GET returns
     session.finish_upgrade()
     session.receive(PING, now=0.4)
     assert session.take_outgoing() == [PONG]
@@ -395,10 +396,14 @@ def test_upgrade_sequence() -> None:
     # a ping on polling during the probe is still answered
     session.receive_payload("2" + SEP + "4during", now=0.3)
     assert session.take_payload() == "3"
+    session.post_done()  # the POST carrying the pong has returned
     assert session.events() == [Message("during")]
 
-    session.receive_probe(PONG_PROBE)  # "3probe"
+    session.receive_probe(PONG_PROBE)  # "3probe": polling pauses
     assert session.state is State.UPGRADING
+    assert session.pausing and not session.paused  # the GET sent after that payload still waits
+    session.receive_payload("6", now=0.4)  # the server answers it with a noop
+    assert session.paused
 
     upgrade = session.finish_upgrade()
     assert upgrade == UPGRADE
@@ -415,6 +420,7 @@ def test_messages_queued_during_upgrade_are_kept_for_the_websocket() -> None:
     session.send("b")
     session.receive_probe(PONG_PROBE)
     session.send("c")
+    session.receive_payload("6", now=0.1)
     session.finish_upgrade()
     session.send("d")
     assert session.take_outgoing() == [message(x) for x in "abcd"]
@@ -459,6 +465,47 @@ def test_probe_failed_returns_to_polling_and_is_harmless_otherwise() -> None:
     assert session.state is State.CLOSED
 
 
+def test_upgrade_waits_for_the_paused_get() -> None:
+    """Spec "Upgrade": the client pauses polling and sends ``5`` only once the pending GET (and
+    POST) have returned (engine.io-client ``Polling.pause``). The GET is answered by a noop."""
+    session = opened()
+    session.start_upgrade()
+    session.receive_probe(PONG_PROBE)
+    with pytest.raises(ProtocolError, match="not paused"):
+        session.finish_upgrade()  # the GET sent after the handshake has not returned
+    assert (session.state, session.transport) == (State.UPGRADING, "polling")
+    session.receive_payload("6", now=0.1)
+    assert session.finish_upgrade() == UPGRADE
+    assert session.state is State.WEBSOCKET
+
+
+def test_upgrade_waits_for_the_post_in_flight() -> None:
+    session = opened()
+    session.send("a")
+    session.start_upgrade()
+    assert session.take_payload() == "4a"  # its POST is in flight
+    session.receive_probe(PONG_PROBE)
+    session.receive_payload("6", now=0.1)
+    with pytest.raises(ProtocolError, match="not paused"):
+        session.finish_upgrade()
+    session.post_done()
+    assert session.finish_upgrade() == UPGRADE
+
+
+def test_a_paused_session_that_falls_back_polls_again() -> None:
+    """The WebSocket died during the pause: polling resumes, and a new probe must wait again."""
+    session = opened()
+    session.start_upgrade()
+    session.receive_probe(PONG_PROBE)
+    session.receive_payload("6", now=0.1)
+    session.probe_failed()
+    assert (session.state, session.pausing) == (State.POLLING, False)
+    session.start_upgrade()
+    session.receive_probe(PONG_PROBE)
+    with pytest.raises(ProtocolError, match="not paused"):
+        session.finish_upgrade()  # the new GET of the resumed polling is in flight
+
+
 def test_close_while_upgrading() -> None:
     session = opened()
     session.start_upgrade()
@@ -489,6 +536,7 @@ def _websocket() -> ClientSession:
     session = opened()
     session.start_upgrade()
     session.receive_probe(PONG_PROBE)
+    session.receive_payload("6", now=0.0)
     session.finish_upgrade()
     return session
 
@@ -510,6 +558,7 @@ def _closed() -> ClientSession:
         (_opening, "finish_upgrade"),
         (_polling, "finish_upgrade"),  # no 5 without a successful probe
         (_upgrading, "start_upgrade"),  # one probe at a time
+        (_upgrading, "finish_upgrade"),  # no 5 before the 3probe
         (_websocket, "start_upgrade"),
         (_websocket, "finish_upgrade"),
         (_websocket_only, "start_upgrade"),
