@@ -15,6 +15,7 @@ Mount it on any Tornado application (and serve it with the limits of ``transport
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -293,8 +294,9 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
                 attached.close(DisconnectReason.TRANSPORT_ERROR)
             sent = self.refuse(error)
             if request.method == "POST" and sent is not None:
-                await sent
-                request.connection.close()  # type: ignore[union-attr]  # the body stays unread
+                with contextlib.suppress(tornado.iostream.StreamClosedError):
+                    await sent  # the answer is out (unless the client left first) …
+                request.connection.close()  # type: ignore[union-attr]  # … the body stays unread
             return
         if self.verdict is Verdict.PUSH:
             assert self.socket is not None
@@ -485,7 +487,7 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
                     socket.session.backlog(
                         self.engine.config.max_buffer + len(data), self.engine.now()
                     )
-                self.close()
+                connection.stream.close()  # type: ignore[attr-defined]  # no closing handshake: unread
 
     def on_close(self) -> None:
         socket = self.socket

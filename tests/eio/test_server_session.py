@@ -586,3 +586,44 @@ def test_every_state_change_is_in_the_transition_table(transport: str, ops: list
         assert session.closed == (closes == 1)  # exactly one Closed event, when closed
         if session.closed:
             assert session.close_reason is not None
+
+
+# -- what waits for the client ---------------------------------------------------------------
+
+
+def test_a_polling_answer_holds_at_most_max_payload() -> None:
+    """The GET answer is cut at maxPayload (at least one packet): the rest waits for the next GET,
+    which is answered at once."""
+    session = polling(Config(max_payload=30))
+    session.take_payload()
+    for n in range(5):
+        session.send(f"message {n}")  # 9 characters, 11 with the type and a separator
+    first = decode_payload(session.take_payload())
+    assert [p.data for p in first] == ["message 0", "message 1"]
+    assert session.polling_ready()
+    rest = decode_payload(session.take_payload()) + decode_payload(session.take_payload())
+    assert [p.data for p in rest] == ["message 2", "message 3", "message 4"]
+    session.send("x" * 100)  # larger than maxPayload alone: it still goes, alone
+    assert [p.data for p in decode_payload(session.take_payload())] == ["x" * 100]
+
+
+def test_a_client_that_never_polls_cannot_make_the_queue_grow_past_max_buffer() -> None:
+    session = polling(Config(max_buffer=1000))
+    session.take_payload()
+    session.events()
+    for _ in range(9):
+        session.send("x" * 100)
+    assert not session.closed
+    session.send("x" * 101)  # 1001 bytes waiting
+    assert session.close_reason == "transport error"
+    assert session.events() == [Closed("transport error")]
+    assert session.forgettable  # nothing is owed to such a client
+    session.backlog(10**9, now=1.0)  # a closed session ignores later reports
+
+
+def test_the_shell_reports_a_websocket_backlog() -> None:
+    session = ServerSession("abc", FAST, now=0.0, transport="websocket")
+    session.backlog(FAST.max_buffer, now=0.1)  # at the limit: fine
+    assert not session.closed
+    session.backlog(FAST.max_buffer + 1, now=0.1)
+    assert session.close_reason == "transport error"

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -221,3 +222,55 @@ async def test_out_of_descriptors_the_server_refuses_quietly_and_recovers(
     text = log.read()
     assert len(text) < 10_000, f"{len(text)} bytes of log:\n{text[:2000]}"
     assert "file descriptors nearly out" in text or "pausing new connections" in text, text
+
+
+async def test_a_websocket_client_that_does_not_read_is_closed_past_max_buffer(
+    eio_echo: Any,
+) -> None:
+    """A client that never reads its WebSocket: the server's write buffer grows to max_buffer
+    (1 MB here), the session is closed with ``transport error``; before that, the session stops
+    being ``writable`` (a volatile packet would be dropped)."""
+    app = await eio_echo(echo=False, max_buffer=1_000_000)
+    tcp = await RawTcp.open(app.port)
+    await tcp.send(
+        f"GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {HOST}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode()
+    )
+    assert (await tcp.read_head())[0] == 101
+    sid = await until(lambda: next(iter(app.sockets), None), what="the session")
+    socket = app.sockets[sid]
+    seen_unwritable = False
+    for _ in range(400):  # at most 40 MB offered, 100 KiB at a time; nothing is read
+        if socket.session.closed:
+            break
+        seen_unwritable = seen_unwritable or not socket.writable
+        socket.send("x" * 102_400)
+        await asyncio.sleep(0)
+    assert socket.session.closed, "40 MB offered to a client that does not read, still open"
+    assert await app.wait_closed(sid) == "transport error"
+    assert seen_unwritable
+    tcp.close()
+
+
+async def test_a_post_of_many_packets_is_delivered_whole_and_in_order(eio_echo: Any) -> None:
+    """More packets than one slice (2,000): every message arrives once, in order."""
+    app = await eio_echo(echo=False)
+    sid = await handshake_eio(app.port)
+    body = "\x1e".join(["6"] * 4_999 + [f"4m{i}" for i in range(3_001)])
+    tcp = await RawTcp.open(app.port)
+    head = post_head(sid, len(body)).replace(b"/socket.io/", b"/engine.io/")
+    await tcp.send(head + body.encode())
+    assert (await tcp.read_head())[0] == 200
+    assert app.received[sid] == [f"m{i}" for i in range(3_001)]
+
+
+async def handshake_eio(port: int) -> str:
+    tcp = await RawTcp.open(port)
+    await tcp.send(
+        f"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    )
+    _, headers = await tcp.read_head()
+    body = await asyncio.wait_for(tcp.reader.readexactly(int(headers["content-length"])), 5)
+    tcp.close()
+    return json.loads(body[1:])["sid"]
