@@ -40,12 +40,10 @@ async def serve_app(serve: Serve, limits: Limits = DEFAULT_LIMITS) -> App:
     return App(live, sio)
 
 
-async def handshake(port: int) -> str:
+async def handshake(port: int, path: str = "/socket.io/") -> str:
     """Open a polling session with a raw request; return its sid."""
     tcp = await RawTcp.open(port)
-    await tcp.send(
-        f"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
-    )
+    await tcp.send(f"GET {path}?EIO=4&transport=polling HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
     _, headers = await tcp.read_head()
     body = await asyncio.wait_for(tcp.reader.readexactly(int(headers["content-length"])), 5)
     tcp.close()
@@ -256,21 +254,10 @@ async def test_a_websocket_client_that_does_not_read_is_closed_past_max_buffer(
 async def test_a_post_of_many_packets_is_delivered_whole_and_in_order(eio_echo: Any) -> None:
     """More packets than one slice (2,000): every message arrives once, in order."""
     app = await eio_echo(echo=False)
-    sid = await handshake_eio(app.port)
+    sid = await handshake(app.port, "/engine.io/")
     body = "\x1e".join(["6"] * 4_999 + [f"4m{i}" for i in range(3_001)])
     tcp = await RawTcp.open(app.port)
     head = post_head(sid, len(body)).replace(b"/socket.io/", b"/engine.io/")
     await tcp.send(head + body.encode())
     assert (await tcp.read_head())[0] == 200
     assert app.received[sid] == [f"m{i}" for i in range(3_001)]
-
-
-async def handshake_eio(port: int) -> str:
-    tcp = await RawTcp.open(port)
-    await tcp.send(
-        f"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
-    )
-    _, headers = await tcp.read_head()
-    body = await asyncio.wait_for(tcp.reader.readexactly(int(headers["content-length"])), 5)
-    tcp.close()
-    return json.loads(body[1:])["sid"]
