@@ -211,6 +211,12 @@ class ServerSession:
         if not self.closed:
             self._close(reason, send_close=True, now=now, linger=True)
 
+    def fail(self, reason: str, now: float) -> None:
+        """The client broke a rule of the session (two GETs at once, a binary body …): closed at
+        once, as for a parse error — a GET held open gets the close packet, nothing lingers."""
+        if not self.closed:
+            self._close(reason, send_close=True, now=now)
+
     def backlog(self, nbytes: int, now: float) -> None:
         """``nbytes`` wait for the client (the shell reports a WebSocket's write buffer; the
         polling queue counts itself). Past ``max_buffer`` the client is not keeping up: closed."""

@@ -291,7 +291,8 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
         except ProtocolError as error:
             attached = engine.sessions.get(checked.arg("sid") or "")
             if error.close_session and attached is not None:
-                attached.close(DisconnectReason.TRANSPORT_ERROR)
+                attached.session.fail(DisconnectReason.TRANSPORT_ERROR, engine.now())
+                attached.after()
             sent = self.refuse(error)
             if request.method == "POST" and sent is not None:
                 with contextlib.suppress(tornado.iostream.StreamClosedError):
