@@ -47,6 +47,9 @@ class Config:
     # in a WebSocket's write buffer); past it the session is closed. Not in the spec: a bound on
     # what a slow or hostile client can make the server hold.
     max_buffer: int = 10_000_000
+    # Packets in one polling answer. The spec sets no limit, but python-engineio's client refuses
+    # a payload of more than 16 ("Too many packets in payload"); the others just poll again.
+    packets_per_poll: int = 16
 
     def handshake(self, sid: str, upgrades: list[str]) -> Packet:
         """The open packet: ``0{"sid":..,"upgrades":..,"pingInterval":..,...}``."""
@@ -237,9 +240,10 @@ class ServerSession:
         """
         if self.state is State.WEBSOCKET:
             return encode_payload([NOOP])
-        # at most maxPayload bytes per answer (at least one packet): the rest waits for the next GET
+        # at most maxPayload bytes (at least one packet) and packets_per_poll packets per answer:
+        # the rest waits for the next GET, which is answered at once
         outbox, size, count = self._outbox, 0, 0
-        for packet in outbox:
+        for packet in outbox[: self.config.packets_per_poll]:
             data = packet.data  # counted in characters, with the type digit and a separator
             size += len(data) + 2 if isinstance(data, str) else 4 * (len(data) + 2) // 3 + 2
             if count and size > self.config.max_payload:

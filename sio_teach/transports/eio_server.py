@@ -172,6 +172,7 @@ class EngineServer:
         max_payload: int = 1_000_000,
         upgrade_timeout: float = 10.0,
         max_buffer: int = 10_000_000,
+        packets_per_poll: int = 16,
         transports: tuple[str, ...] = ("polling", "websocket"),
         cors_origins: str | list[str] | None = None,
         cors_credentials: bool = False,
@@ -181,7 +182,9 @@ class EngineServer:
         sid_factory: Callable[[], str] = new_sid,
     ) -> None:
         self.on_connect = on_connect
-        self.config = Config(ping_interval, ping_timeout, max_payload, upgrade_timeout, max_buffer)
+        self.config = Config(
+            ping_interval, ping_timeout, max_payload, upgrade_timeout, max_buffer, packets_per_poll
+        )
         self.transports = transports
         # one origin given as a string is a list of one (never a substring test)
         self.cors_origins = (
