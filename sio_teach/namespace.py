@@ -14,14 +14,16 @@ import asyncio
 import inspect
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sio_teach.adapters.memory import BroadcastOptions
-from sio_teach.errors import AckTimeoutError
+from sio_teach.errors import AckTimeoutError, ConnectError, DisconnectReason
 from sio_teach.sio import recovery
 from sio_teach.sio.packet import RESERVED_EVENTS, Packet, PacketType
+from sio_teach.sio.server_connection import AckReceived, AckTimedOut, Event
+from sio_teach.tasks import spawn
 
 if TYPE_CHECKING:
     from sio_teach.server import Connection, Server
@@ -32,21 +34,11 @@ Handler = Callable[..., Any]
 
 
 async def call(handler: Handler, *args: Any) -> Any:
-    """Call a handler that may be a plain function or a coroutine function."""
+    """Call a handler that may be a plain function or a coroutine function (middlewares)."""
     result = handler(*args)
     if inspect.isawaitable(result):
         result = await result
     return result
-
-
-def _listen(listener: Handler, *args: Any) -> None:
-    """Call a catch-all listener (plain or coroutine function); its failure is only logged."""
-    try:
-        result = listener(*args)
-        if inspect.isawaitable(result):
-            asyncio.ensure_future(result)
-    except Exception:
-        log.exception("listener %r failed", listener)
 
 
 def ack_args(result: Any) -> list[Any]:
@@ -78,14 +70,22 @@ class Socket:
         request = conn.eio.request
         self.handshake = {
             "headers": dict(request.headers),
-            "query": {k: v[-1].decode() for k, v in request.query_arguments.items()},
+            "query": {
+                k: v[-1].decode(errors="replace") for k, v in request.query_arguments.items()
+            },
             "address": request.remote_ip,
             "auth": auth,
             "url": request.uri,
         }
         self.data: dict[str, Any] = session.data if session else {}  # free for the application
-        self.connected = False
-        self.acks: dict[int, Callable[[list[Any]], None]] = {}
+        # ack id -> (what to do with the ACK's arguments, what to do if none comes)
+        self.acks: dict[int, tuple[Callable[[list[Any]], Any], Callable[[Exception], Any] | None]]
+        self.acks = {}
+        self._failures: set[tuple[str, type]] = set()  # kinds of handler failure already logged
+
+    @property
+    def connected(self) -> bool:
+        return self.conn.sockets.get(self.nsp.name) is self
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} on {self.nsp.name}>"
@@ -123,7 +123,7 @@ class Socket:
         if not self.connected:
             return None
         for listener in self.nsp.any_outgoing:
-            _listen(listener, self, event, *args)
+            self._call(listener, (event, *args))
         if callback is None and self.nsp.recovery is not None:
             # kept for recovery like a broadcast to this socket's own room (socket.ts emit)
             BroadcastOperator(self.nsp, BroadcastOptions(frozenset([self.id]))).emit(event, *args)
@@ -131,85 +131,124 @@ class Socket:
         ack_id = None
         if callback is not None:
             ack_id = self.nsp.next_ack_id()
-            self.acks[ack_id] = lambda values: callback(*values)
+            self._expect_ack(ack_id, lambda values: callback(*values))
         self.conn.send(Packet.event(self.nsp.name, event, *args, id=ack_id))
         return ack_id
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
         """Send ``event`` and wait for the client's ACK; returns its value (see :func:`ack_value`).
-        Raises :class:`AckTimeoutError` after ``timeout`` seconds."""
+        Raises :class:`AckTimeoutError` after ``timeout`` seconds, :class:`ConnectError` at once
+        if the socket is disconnected, or when it disconnects before the ACK."""
+        if not self.connected:
+            raise ConnectError(f"socket {self.id} is disconnected: cannot emit {event!r}")
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        ack_id = self.emit(
-            event, *args, callback=lambda *values: future.done() or future.set_result(list(values))
+        ack_id = self.nsp.next_ack_id()
+        self._expect_ack(
+            ack_id,
+            lambda values: future.done() or future.set_result(values),
+            lambda error: future.done() or future.set_exception(error),
+            timeout,
         )
-        try:
-            return ack_value(await asyncio.wait_for(future, timeout))
-        except TimeoutError:
-            self.acks.pop(ack_id, None)  # type: ignore[arg-type]  # a late ACK is ignored
-            raise AckTimeoutError(f"no ack for {event!r} within {timeout} s") from None
+        self.conn.send(Packet.event(self.nsp.name, event, *args, id=ack_id))
+        return ack_value(await future)
+
+    def _expect_ack(
+        self,
+        ack_id: int,
+        on_ack: Callable[[list[Any]], Any],
+        on_fail: Callable[[Exception], Any] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Wait for the ACK of ``ack_id`` (the adapter calls it for a broadcast with acks)."""
+        self.acks[ack_id] = (on_ack, on_fail)
+        self.conn.machine.expect_ack(self.nsp.name, ack_id, self.conn.loop.time(), timeout)
+        if timeout is not None:
+            self.conn.after()  # arm the timer for the deadline
 
     def disconnect(self, close: bool = False) -> None:
         """Leave this namespace (the client gets DISCONNECT), or close the whole connection."""
         if close:
-            self.conn.eio.close("server namespace disconnect")
+            self.conn.close(DisconnectReason.SERVER_NAMESPACE_DISCONNECT)
             return
-        if self.connected:
-            self.conn.send(Packet.disconnect(self.nsp.name))
-            self._closed("server namespace disconnect")
+        packet = self.conn.machine.disconnect(self.nsp.name)
+        if packet is not None:
+            self.conn.send(packet)
+            self.conn.after()
 
     # -- incoming -----------------------------------------------------------------------------
 
-    def _on_event(self, packet: Packet) -> None:
-        event, *args = packet.data
+    def _on_event(self, event: Event) -> None:
         for listener in self.nsp.any_handlers:
-            _listen(listener, self, event, *args)
-        handler = self.nsp.handlers.get(event)
-        if handler is None:
-            return  # an event nobody listens to gets no ACK
-        if inspect.iscoroutinefunction(handler):
-            asyncio.ensure_future(self._run(handler, self, *args, ack_id=packet.id))
-            return
-        # A plain function runs at once: no Task to create (that is most of an echo's cost).
+            self._call(listener, (event.name, *event.args))
+        handler = self.nsp.handlers.get(event.name)
+        if handler is not None:  # an event nobody listens to gets no ACK
+            self._call(handler, event.args, event.ack_id)
+
+    def _call(self, handler: Handler, args: Sequence[Any], ack_id: int | None = None) -> None:
+        """The one way to run a handler: ``handler(socket, *args)``. Its return value is the ACK
+        for ``ack_id``; an awaitable one is awaited in the background (a plain function costs no
+        Task). A failure is contained: see :meth:`_failed`."""
         try:
             result = handler(self, *args)
-        except Exception:
-            log.exception("handler %r failed", handler)
+        except Exception as error:
+            self._failed(handler, error)
             return
-        if isinstance(result, Awaitable):  # a plain function may still return a coroutine
-            asyncio.ensure_future(self._run(lambda: result, ack_id=packet.id))
-        else:
-            self._ack(packet.id, result)
+        if inspect.isawaitable(result):
+            spawn(self._finish(handler, result, ack_id), "handler")
+        elif ack_id is not None:
+            self._ack(ack_id, result)
 
-    def _ack(self, ack_id: int | None, result: Any) -> None:
+    async def _finish(self, handler: Handler, pending: Awaitable[Any], ack_id: int | None) -> None:
+        try:
+            result = await pending
+        except Exception as error:
+            self._failed(handler, error)
+            return
+        if ack_id is not None:
+            self._ack(ack_id, result)
+
+    def _ack(self, ack_id: int, result: Any) -> None:
         # Returning None sends no ACK (the client's ack then times out), like a JS handler that
         # never calls its callback; return () for an empty ACK.
-        if ack_id is not None and result is not None and self.connected:
+        if result is not None and self.connected:
             self.conn.send(Packet.ack(self.nsp.name, ack_id, *ack_args(result)))
 
-    async def _run(self, handler: Handler, *args: Any, ack_id: int | None = None) -> None:
-        try:
-            self._ack(ack_id, await call(handler, *args))
-        except Exception:
-            log.exception("handler %r failed", handler)
+    def _failed(self, handler: Handler, error: Exception) -> None:
+        """A handler raised: counted in ``server.handler_errors``; logged with its traceback once
+        per socket, handler and exception type (a client repeating a bad message floods no log)."""
+        self.nsp.server.handler_errors += 1
+        kind = (getattr(handler, "__qualname__", repr(handler)), type(error))
+        if kind not in self._failures:
+            self._failures.add(kind)
+            log.error(
+                "handler %s failed on %r (%s); only counted from now on in server.handler_errors",
+                kind[0],
+                self,
+                type(error).__name__,
+                exc_info=error,
+            )
 
-    def _on_ack(self, packet: Packet) -> None:
-        callback = self.acks.pop(packet.id, None)  # type: ignore[arg-type]
-        if callback is not None:
-            callback(packet.data)
+    def _on_ack(self, event: AckReceived | AckTimedOut) -> None:
+        on_ack, on_fail = self.acks.pop(event.ack_id, (None, None))
+        if isinstance(event, AckReceived):
+            if on_ack is not None:
+                on_ack(event.args)
+        elif on_fail is not None:
+            on_fail(AckTimeoutError(f"no ack for id {event.ack_id} on {self!r} in time"))
 
     def _closed(self, reason: str) -> None:
-        if not self.connected:
-            return
-        self.connected = False
-        self.conn.sockets.pop(self.nsp.name, None)
+        """The machine says this namespace ended: recovery, rooms, pending acks, the handler."""
         if self.nsp.recovery is not None and reason in recovery.RECOVERABLE_REASONS:
             session = recovery.Session(self.id, self.pid, self.rooms, self.data)  # type: ignore[arg-type]
-            self.nsp.recovery.persist(session, self.nsp.server.engine.now())
+            self.nsp.recovery.persist(session, self.conn.loop.time())
         self.nsp._remove(self)
-        self.acks.clear()
+        acks, self.acks = self.acks, {}
+        for _, on_fail in acks.values():
+            if on_fail is not None:
+                on_fail(ConnectError(f"{self!r} disconnected ({reason}) before the ack"))
         handler = self.nsp.handlers.get("disconnect")
         if handler is not None:
-            asyncio.ensure_future(call(handler, self, reason))
+            self._call(handler, (reason,))
 
 
 class Namespace:
@@ -293,10 +332,9 @@ class Namespace:
             if reply is not None and result is not None:
                 reply(result)
 
-        asyncio.ensure_future(run())
+        spawn(run(), "server-side handler")
 
     def _add(self, socket: Socket) -> None:
-        socket.connected = True
         self.sockets[socket.id] = socket
         self.adapter.add_all(socket.id, [socket.id])  # every socket is in the room of its own id
 
