@@ -15,7 +15,7 @@ import inspect
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sio_teach.adapters.memory import BroadcastOptions
@@ -193,7 +193,7 @@ class Socket:
         except Exception as error:
             self._failed(handler, error)
             return
-        if inspect.isawaitable(result):
+        if isinstance(result, Awaitable):
             spawn(self._finish(handler, result, ack_id), "handler")
         elif ack_id is not None:
             self._ack(ack_id, result)
@@ -251,7 +251,47 @@ class Socket:
             self._call(handler, (reason,))
 
 
-class Namespace:
+class Broadcasts:
+    """What a namespace (and the server, for ``/``) does to all its sockets, on every node that
+    shares the adapter: each method starts a :class:`BroadcastOperator` (``nsp.to("r").emit(..)``)."""
+
+    def _everyone(self) -> BroadcastOperator:
+        raise NotImplementedError
+
+    def to(self, *rooms: str) -> BroadcastOperator:
+        return self._everyone().to(*rooms)
+
+    def in_(self, *rooms: str) -> BroadcastOperator:
+        return self._everyone().to(*rooms)
+
+    def except_(self, *rooms: str) -> BroadcastOperator:
+        return self._everyone().except_(*rooms)
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to every socket of the namespace."""
+        self._everyone().emit(event, *args)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self._everyone().timeout(seconds)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self._everyone().volatile
+
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        return await self._everyone().fetch_sockets()
+
+    def sockets_join(self, *rooms: str) -> None:
+        self._everyone().sockets_join(*rooms)
+
+    def sockets_leave(self, *rooms: str) -> None:
+        self._everyone().sockets_leave(*rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        self._everyone().disconnect_sockets(close)
+
+
+class Namespace(Broadcasts):
     """A namespace: its handlers, middlewares, sockets and rooms (through its adapter)."""
 
     def __init__(self, server: Server, name: str) -> None:
@@ -347,41 +387,12 @@ class Namespace:
         if socket is not None and (not volatile or socket.conn.eio.writable):
             socket.conn.send_encoded(text, attachments)
 
-    # broadcasting
-    def to(self, *rooms: str) -> BroadcastOperator:
-        return BroadcastOperator(self, BroadcastOptions(frozenset(rooms)))
-
-    in_ = to
-
-    def except_(self, *rooms: str) -> BroadcastOperator:
-        return BroadcastOperator(self).except_(*rooms)
-
-    def emit(self, event: str, *args: Any) -> None:
-        BroadcastOperator(self).emit(event, *args)
-
-    def timeout(self, seconds: float) -> BroadcastOperator:
-        return BroadcastOperator(self).timeout(seconds)
-
-    @property
-    def volatile(self) -> BroadcastOperator:
-        return BroadcastOperator(self).volatile
+    def _everyone(self) -> BroadcastOperator:
+        return BroadcastOperator(self)
 
     def sockets_in(self, *rooms: str) -> list[Socket]:
         opts = BroadcastOptions(frozenset(rooms))
         return [self.sockets[sid] for sid in self.adapter.recipients(opts) if sid in self.sockets]
-
-    # on every node (see BroadcastOperator: ``nsp.in_("r").sockets_join("x")`` narrows them)
-    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
-        return await BroadcastOperator(self).fetch_sockets()
-
-    def sockets_join(self, *rooms: str) -> None:
-        BroadcastOperator(self).sockets_join(*rooms)
-
-    def sockets_leave(self, *rooms: str) -> None:
-        BroadcastOperator(self).sockets_leave(*rooms)
-
-    def disconnect_sockets(self, close: bool = False) -> None:
-        BroadcastOperator(self).disconnect_sockets(close)
 
 
 class BroadcastOperator:
@@ -395,13 +406,7 @@ class BroadcastOperator:
         self.ack_timeout = ack_timeout
 
     def _with(self, **changes: Any) -> BroadcastOperator:
-        fields = {
-            "rooms": self.opts.rooms,
-            "except_": self.opts.except_,
-            "volatile": self.opts.volatile,
-        }
-        fields.update(changes)
-        return BroadcastOperator(self.nsp, BroadcastOptions(**fields), self.ack_timeout)
+        return BroadcastOperator(self.nsp, replace(self.opts, **changes), self.ack_timeout)
 
     def to(self, *rooms: str) -> BroadcastOperator:
         return self._with(rooms=self.opts.rooms | set(rooms))

@@ -36,12 +36,11 @@ from sio_teach.adapters.memory import MemoryAdapter
 from sio_teach.errors import ConnectRefused, DisconnectReason
 from sio_teach.namespace import (  # noqa: F401  (re-exported: the server's public classes)
     BroadcastOperator,
+    Broadcasts,
     Handler,
     Namespace,
     RemoteSocket,
     Socket,
-    ack_args,
-    ack_value,
     call,
 )
 from sio_teach.sio import recovery
@@ -62,7 +61,7 @@ log = logging.getLogger("sio_teach.server")
 NamespaceMatcher = str | re.Pattern[str] | Callable[[str, dict[str, Any]], bool]
 
 
-class Server:
+class Server(Broadcasts):
     """A Socket.IO server. Mount :meth:`routes` on a Tornado application.
 
     Engine.IO options (seconds and bytes) are passed through; ``connect_timeout`` is how long a new
@@ -124,7 +123,7 @@ class Server:
                 return child
         return None
 
-    # -- the API of the main namespace ---------------------------------------------------------
+    # -- the API of the main namespace (and Broadcasts: to, emit, fetch_sockets...) -------------
 
     def on(self, event: str, handler: Handler | None = None, namespace: str = "/") -> Any:
         """Register a handler (usable as a decorator). ``connect`` gets ``(socket, auth)``,
@@ -134,37 +133,8 @@ class Server:
     def use(self, middleware: Handler, namespace: str = "/") -> None:
         self.of(namespace).use(middleware)
 
-    def to(self, *rooms: str) -> BroadcastOperator:
-        return self.of("/").to(*rooms)
-
-    in_ = to
-
-    def except_(self, *rooms: str) -> BroadcastOperator:
-        return self.of("/").except_(*rooms)
-
-    def emit(self, event: str, *args: Any) -> None:
-        """Send ``event`` to every socket of the main namespace."""
-        self.of("/").emit(event, *args)
-
-    def timeout(self, seconds: float) -> BroadcastOperator:
-        return self.of("/").timeout(seconds)
-
-    @property
-    def volatile(self) -> BroadcastOperator:
-        return self.of("/").volatile
-
-    # every node that shares the adapter (one node with the in-memory adapter): see Namespace
-    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
-        return await self.of("/").fetch_sockets()
-
-    def sockets_join(self, *rooms: str) -> None:
-        self.of("/").sockets_join(*rooms)
-
-    def sockets_leave(self, *rooms: str) -> None:
-        self.of("/").sockets_leave(*rooms)
-
-    def disconnect_sockets(self, close: bool = False) -> None:
-        self.of("/").disconnect_sockets(close)
+    def _everyone(self) -> BroadcastOperator:
+        return BroadcastOperator(self.of("/"))
 
     def on_server_side(
         self, event: str, handler: Handler | None = None, namespace: str = "/"
@@ -233,7 +203,10 @@ class Connection:
     def after(self) -> None:
         """Call after every change to the machine: act on its events, re-arm its timer."""
         for event in self.machine.events():
-            if isinstance(event, ConnectRequested):
+            if isinstance(event, Event):  # the common case first
+                if (socket := self.sockets.get(event.nsp)) is not None:
+                    socket._on_event(event)
+            elif isinstance(event, ConnectRequested):
                 spawn(self.connect(event), "CONNECT handling")
             elif isinstance(event, CloseConnection):
                 log.info("connection %s: closing (%s)", self.eio.sid, event.reason)
@@ -241,11 +214,7 @@ class Connection:
             elif isinstance(event, Disconnected):
                 if (socket := self.sockets.pop(event.nsp, None)) is not None:
                     socket._closed(event.reason)
-            elif (socket := self.sockets.get(event.nsp)) is None:
-                continue
-            elif isinstance(event, Event):
-                socket._on_event(event)
-            else:
+            elif (socket := self.sockets.get(event.nsp)) is not None:
                 socket._on_ack(event)  # AckReceived or AckTimedOut
         deadline = self.machine.next_deadline()
         if deadline != self._timer_at:

@@ -51,14 +51,13 @@ TRANSITIONS: dict[tuple[State, str], State] = {
 }
 
 
-# -- what the machine tells the shell --------------------------------------------------------
+# -- what the machine tells the shell (see ServerConnection.events) ------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectRequested:
-    """A CONNECT for ``nsp``: run the middlewares, then :meth:`~ServerConnection.accept` or
-    :meth:`~ServerConnection.refuse`. ``pid`` and ``offset`` (both or neither) ask to recover a
-    session (``sio/recovery.py``)."""
+    """A CONNECT: run the middlewares, then accept() or refuse(). ``pid`` and ``offset`` (both or
+    neither) ask to recover a session (``sio/recovery.py``)."""
 
     nsp: str
     auth: dict[str, Any]
@@ -87,7 +86,7 @@ class AckReceived:
 
 @dataclass(frozen=True, slots=True)
 class AckTimedOut:
-    """No ACK for ``ack_id`` before its deadline; a late one will be ignored."""
+    """No ACK for ``ack_id`` before its deadline (a late one is ignored)."""
 
     nsp: str
     ack_id: int
@@ -95,7 +94,7 @@ class AckTimedOut:
 
 @dataclass(frozen=True, slots=True)
 class Disconnected:
-    """The namespace was connected and is not any more (its pending acks are forgotten)."""
+    """A connected namespace ended; its pending acks are forgotten."""
 
     nsp: str
     reason: DisconnectReason | str
@@ -103,7 +102,7 @@ class Disconnected:
 
 @dataclass(frozen=True, slots=True)
 class CloseConnection:
-    """Close the Engine.IO connection (each connected namespace got its :class:`Disconnected`)."""
+    """Close the Engine.IO connection (each connected namespace got its Disconnected first)."""
 
     reason: DisconnectReason
 
@@ -234,14 +233,12 @@ class ServerConnection:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` must next be called (``None``: never)."""
-        heap = self._deadlines
+        heap, connect = self._deadlines, self._connect_deadline
         while heap and self._acks.get((heap[0][1], heap[0][2])) != heap[0][0]:
             heapq.heappop(heap)  # answered, or its namespace ended: forget it
-        soonest = heap[0][0] if heap else None
-        connect = self._connect_deadline
-        if connect is not None and (soonest is None or connect < soonest):
+        if not heap or connect is not None and connect < heap[0][0]:
             return connect
-        return soonest
+        return heap[0][0]
 
     def handle_timeout(self, now: float) -> None:
         """Run what is due: close a connection that never connected, expire ack deadlines."""
