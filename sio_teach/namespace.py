@@ -41,9 +41,24 @@ async def call(handler: Handler, *args: Any) -> Any:
     return result
 
 
+def contain(server: Server, seen: set[tuple[str, type]], what: str, error: Exception) -> None:
+    """``what`` (a handler, a middleware) raised: count it in ``server.handler_errors``, and log
+    its traceback only the first time ``seen`` meets this ``what`` and exception type (a client
+    repeating a bad message floods no log)."""
+    server.handler_errors += 1
+    if (what, type(error)) not in seen:
+        seen.add((what, type(error)))
+        log.error(
+            "%s failed (%s); now counted in handler_errors",
+            what,
+            type(error).__name__,
+            exc_info=error,
+        )
+
+
 def ack_args(result: Any) -> list[Any]:
     """A handler's return value as ACK arguments: a tuple → its items (``()`` → an empty ACK),
-    anything else → ``[value]``. (``None`` means "no ACK": see :meth:`Socket._run`.)"""
+    anything else → ``[value]``. (``None`` means "no ACK": see :meth:`Socket._ack`.)"""
     return list(result) if isinstance(result, tuple) else [result]
 
 
@@ -81,7 +96,7 @@ class Socket:
         # ack id -> (what to do with the ACK's arguments, what to do if none comes)
         self.acks: dict[int, tuple[Callable[[list[Any]], Any], Callable[[Exception], Any] | None]]
         self.acks = {}
-        self._failures: set[tuple[str, type]] = set()  # kinds of handler failure already logged
+        self._failures: set[tuple[str, type]] = set()  # see contain()
 
     @property
     def connected(self) -> bool:
@@ -187,7 +202,7 @@ class Socket:
     def _call(self, handler: Handler, args: Sequence[Any], ack_id: int | None = None) -> None:
         """The one way to run a handler: ``handler(socket, *args)``. Its return value is the ACK
         for ``ack_id``; an awaitable one is awaited in the background (a plain function costs no
-        Task). A failure is contained: see :meth:`_failed`."""
+        Task). A failure is contained: see :func:`contain`."""
         try:
             result = handler(self, *args)
         except Exception as error:
@@ -214,19 +229,8 @@ class Socket:
             self.conn.send(Packet.ack(self.nsp.name, ack_id, *ack_args(result)))
 
     def _failed(self, handler: Handler, error: Exception) -> None:
-        """A handler raised: counted in ``server.handler_errors``; logged with its traceback once
-        per socket, handler and exception type (a client repeating a bad message floods no log)."""
-        self.nsp.server.handler_errors += 1
-        kind = (getattr(handler, "__qualname__", repr(handler)), type(error))
-        if kind not in self._failures:
-            self._failures.add(kind)
-            log.error(
-                "handler %s failed on %r (%s); only counted from now on in server.handler_errors",
-                kind[0],
-                self,
-                type(error).__name__,
-                exc_info=error,
-            )
+        name = getattr(handler, "__qualname__", repr(handler))
+        contain(self.nsp.server, self._failures, f"handler {name} on {self!r}", error)
 
     def _on_ack(self, event: AckReceived | AckTimedOut) -> None:
         on_ack, on_fail = self.acks.pop(event.ack_id, (None, None))

@@ -42,6 +42,7 @@ from sio_teach.namespace import (  # noqa: F401  (re-exported: the server's publ
     RemoteSocket,
     Socket,
     call,
+    contain,
 )
 from sio_teach.sio import recovery
 from sio_teach.sio.packet import Packet, PacketType, encode
@@ -178,6 +179,7 @@ class Connection:
         self.sockets: dict[str, Socket] = {}
         self._timer: object | None = None
         self._timer_at: float | None = None
+        self._failures: set[tuple[str, type]] = set()  # see contain()
         eio.on_message = self.on_message
         eio.on_close = self.on_close
         self.after()
@@ -248,7 +250,7 @@ class Connection:
                 socket.nsp.adapter.del_all(socket.id)  # forget rooms a middleware joined
             if isinstance(error, ConnectRefused):
                 return self._refuse(name, error.message, error.data)
-            log.exception("CONNECT to %s failed", name)
+            contain(self.server, self._failures, f"CONNECT to {name}", error)
             return self._refuse(name, "Internal server error")
         reply = self.machine.accept(name, socket.id, socket.pid)
         if reply is None:  # the connection closed while the middlewares ran

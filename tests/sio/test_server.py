@@ -1086,3 +1086,22 @@ async def test_any_failure_during_connect_answers_connect_error(loop: FakeLoop) 
     eio.on_message("0/dyn,")
     await settle()
     assert str(eio.sent[1]).startswith('0/dyn,{"sid":')
+
+
+async def test_a_failing_middleware_is_logged_once_per_connection_then_counted(
+    loop: FakeLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    sio = Server()
+
+    def buggy(socket: Socket) -> None:
+        raise KeyError("oops")
+
+    sio.use(buggy)
+    caplog.set_level(logging.ERROR, "sio_teach")
+    eio = FakeEngineSocket()
+    sio._on_engine_connect(eio)  # type: ignore[arg-type]
+    for _ in range(50):
+        eio.on_message("0")
+        await settle()
+    assert eio.sent == ['4{"message":"Internal server error"}'] * 50
+    assert sio.handler_errors == 50 and len(caplog.records) == 1
