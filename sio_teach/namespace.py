@@ -182,13 +182,12 @@ class Socket:
 
     def disconnect(self, close: bool = False) -> None:
         """Leave this namespace (the client gets DISCONNECT), or close the whole connection."""
-        if close:
-            self.conn.close(DisconnectReason.SERVER_NAMESPACE_DISCONNECT)
+        if not self.connected:  # already gone (the namespace may have a new socket since)
             return
-        packet = self.conn.machine.disconnect(self.nsp.name)
-        if packet is not None:
-            self.conn.send(packet)
-            self.conn.after()
+        if close:
+            return self.conn.close(DisconnectReason.SERVER_NAMESPACE_DISCONNECT)
+        self.conn.send(self.conn.machine.disconnect(self.nsp.name))  # type: ignore[arg-type]
+        self.conn.after()
 
     # -- incoming -----------------------------------------------------------------------------
 

@@ -1105,3 +1105,22 @@ async def test_a_failing_middleware_is_logged_once_per_connection_then_counted(
         await settle()
     assert eio.sent == ['4{"message":"Internal server error"}'] * 50
     assert sio.handler_errors == 50 and len(caplog.records) == 1
+
+
+async def test_a_stale_socket_cannot_disconnect_its_successor(loop: FakeLoop) -> None:
+    """After the client left and came back to a namespace, the old Socket object is inert."""
+    sio = Server()
+    rec = Recorder(sio)
+    eio = FakeEngineSocket()
+    sio._on_engine_connect(eio)  # type: ignore[arg-type]
+    eio.on_message("0")
+    await settle()
+    old = rec.sockets.popitem()[1]
+    eio.on_message("1")
+    eio.on_message("0")
+    await settle()
+    new = rec.sockets.popitem()[1]
+    old.disconnect()
+    old.disconnect(close=True)
+    assert old.emit("x") is None and not old.connected
+    assert new.connected and eio.closed is None and eio.sent[-1].startswith('0{"sid"')  # type: ignore[union-attr]
