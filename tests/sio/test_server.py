@@ -1017,6 +1017,11 @@ async def test_ack_deadline_is_the_connections_one_timer(loop: FakeLoop) -> None
         await pending
     eio.on_message('30["late"]')  # ignored
     assert loop.timers == []
+    again = asyncio.ensure_future(socket.emit_with_ack("question", 2))  # the next ack id: 1
+    await settle()
+    assert eio.sent[-1] == '21["question",2]'
+    eio.on_message('31["yes"]')
+    assert await again == "yes" and loop.timers == []
 
 
 async def test_handler_failures_are_logged_once_per_kind_then_counted(
