@@ -233,11 +233,13 @@ class Socket:
 
     def _on_ack(self, event: AckReceived | AckTimedOut) -> None:
         on_ack, on_fail = self.acks.pop(event.ack_id, (None, None))
-        if isinstance(event, AckReceived):
-            if on_ack is not None:
+        try:
+            if isinstance(event, AckReceived) and on_ack is not None:
                 on_ack(event.args)
-        elif on_fail is not None:
-            on_fail(AckTimeoutError(f"no ack for id {event.ack_id} on {self!r} in time"))
+            elif isinstance(event, AckTimedOut) and on_fail is not None:
+                on_fail(AckTimeoutError(f"no ack for id {event.ack_id} on {self!r} in time"))
+        except Exception as error:  # an application's ack callback
+            self._failed(on_ack, error)
 
     def _closed(self, reason: str) -> None:
         """The machine says this namespace ended: recovery, rooms, pending acks, the handler."""

@@ -1129,3 +1129,20 @@ async def test_a_stale_socket_cannot_disconnect_its_successor(loop: FakeLoop) ->
     old.disconnect(close=True)
     assert old.emit("x") is None and not old.connected
     assert new.connected and eio.closed is None and eio.sent[-1].startswith('0{"sid"')  # type: ignore[union-attr]
+
+
+async def test_a_failing_ack_callback_is_contained(
+    loop: FakeLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    sio = Server()
+    rec = Recorder(sio)
+    eio = FakeEngineSocket()
+    sio._on_engine_connect(eio)  # type: ignore[arg-type]
+    eio.on_message("0")
+    await settle()
+    socket = rec.sockets.popitem()[1]
+    caplog.set_level(logging.ERROR, "sio_teach")
+    for i in range(3):
+        socket.emit("question", callback=lambda *values: 1 / 0)
+        eio.on_message(f"3{i}[]")
+    assert sio.handler_errors == 3 and len(caplog.records) == 1 and socket.connected
