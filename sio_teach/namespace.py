@@ -135,37 +135,52 @@ class Socket:
     ) -> int | None:
         """Send ``event`` to this client. With ``callback``, the client's ACK calls it (the ack
         id is returned)."""
-        if not self.connected:
-            return None
-        for listener in self.nsp.any_outgoing:
-            self._call(listener, (event, *args))
-        if callback is None and self.nsp.recovery is not None:
-            # kept for recovery like a broadcast to this socket's own room (socket.ts emit)
-            BroadcastOperator(self.nsp, BroadcastOptions(frozenset([self.id]))).emit(event, *args)
-            return None
-        ack_id = None
         if callback is not None:
-            ack_id = self.nsp.next_ack_id()
-            self._expect_ack(ack_id, lambda values: callback(*values))
-        self.conn.send(Packet.event(self.nsp.name, event, *args, id=ack_id))
-        return ack_id
+            return self._ask(event, args, lambda values: callback(*values))
+        if self.connected:
+            for listener in self.nsp.any_outgoing:
+                self._call(listener, (event, *args))
+            if self.nsp.recovery is None:
+                self.conn.send(Packet.event(self.nsp.name, event, *args))
+            else:  # kept for recovery like a broadcast to this socket's own room (socket.ts emit)
+                BroadcastOperator(self.nsp, BroadcastOptions(frozenset([self.id]))).emit(
+                    event, *args
+                )
+        return None
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
         """Send ``event`` and wait for the client's ACK; returns its value (see :func:`ack_value`).
         Raises :class:`AckTimeoutError` after ``timeout`` seconds, :class:`ConnectError` at once
         if the socket is disconnected, or when it disconnects before the ACK."""
-        if not self.connected:
-            raise ConnectError(f"socket {self.id} is disconnected: cannot emit {event!r}")
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        ack_id = self.nsp.next_ack_id()
-        self._expect_ack(
-            ack_id,
+        ack_id = self._ask(
+            event,
+            args,
             lambda values: future.done() or future.set_result(values),
             lambda error: future.done() or future.set_exception(error),
             timeout,
         )
-        self.conn.send(Packet.event(self.nsp.name, event, *args, id=ack_id))
+        if ack_id is None:
+            raise ConnectError(f"socket {self.id} is disconnected: cannot emit {event!r}")
         return ack_value(await future)
+
+    def _ask(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        on_ack: Callable[[list[Any]], Any],
+        on_fail: Callable[[Exception], Any] | None = None,
+        timeout: float | None = None,
+    ) -> int | None:
+        """Send ``event`` with a new ack id (returned; None: not connected) and await its ACK."""
+        if not self.connected:
+            return None
+        for listener in self.nsp.any_outgoing:
+            self._call(listener, (event, *args))
+        ack_id = self.nsp.next_ack_id()
+        self._expect_ack(ack_id, on_ack, on_fail, timeout)
+        self.conn.send(Packet.event(self.nsp.name, event, *args, id=ack_id))
+        return ack_id
 
     def _expect_ack(
         self,

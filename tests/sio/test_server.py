@@ -1005,6 +1005,8 @@ async def test_ack_deadline_is_the_connections_one_timer(loop: FakeLoop) -> None
     eio.on_message("0")
     await settle()
     socket = rec.sockets.popitem()[1]
+    outgoing: list[tuple] = []
+    sio.of("/").on_any_outgoing(lambda socket, event, *args: outgoing.append((event, *args)))
     loop.now = 10.0
     pending = asyncio.ensure_future(socket.emit_with_ack("question", timeout=3.0))
     await settle()
@@ -1022,6 +1024,7 @@ async def test_ack_deadline_is_the_connections_one_timer(loop: FakeLoop) -> None
     assert eio.sent[-1] == '21["question",2]'
     eio.on_message('31["yes"]')
     assert await again == "yes" and loop.timers == []
+    assert outgoing == [("question",), ("question", 2)]
 
 
 async def test_handler_failures_are_logged_once_per_kind_then_counted(
