@@ -130,8 +130,8 @@ class ServerConnection:
         state = self.states.get(nsp, State.DISCONNECTED)
         try:
             new = TRANSITIONS[(state, event)]
-        except KeyError:
-            raise ProtocolError(f"{event!r} not allowed on {nsp} ({state.value})") from None
+        except KeyError:  # a bug in the shell: the client's packets are checked before
+            raise RuntimeError(f"{event!r} not allowed on {nsp} ({state.value})") from None
         if new is State.DISCONNECTED:
             self.states.pop(nsp, None)
         else:
@@ -161,10 +161,8 @@ class ServerConnection:
     def _on_packet(self, packet: Packet) -> None:
         kind, nsp = packet.type, packet.nsp
         state = self.states.get(nsp, State.DISCONNECTED)
-        if kind is PacketType.CONNECT:
-            if (
-                state is State.DISCONNECTED
-            ):  # a second CONNECT while connecting or connected: ignored
+        if kind is PacketType.CONNECT:  # (a second CONNECT for the same namespace is ignored)
+            if state is State.DISCONNECTED:
                 self._go(nsp, "CONNECT")
                 auth = packet.data or {}
                 pid, offset = auth.get("pid"), auth.get("offset")
