@@ -3,7 +3,9 @@
 It sits on the Engine.IO server (``transports/eio_server.py``): every Socket.IO packet travels in
 one Engine.IO ``message`` (plus one binary message per attachment). One Engine.IO connection (a
 :class:`Connection`) carries many namespaces; each connected namespace is a :class:`Socket`
-(``namespace.py``: sockets, namespaces, rooms and broadcasts).
+(``namespace.py``: sockets, namespaces, rooms and broadcasts). The protocol's rules for one
+connection (which namespaces are connected, the connect timeout, ack deadlines) live in the pure
+state machine ``sio/server_connection.py``; this module does what it says.
 
     sio = Server()
 
