@@ -48,12 +48,7 @@ def contain(server: Server, seen: set[tuple[str, type]], what: str, error: Excep
     server.handler_errors += 1
     if (what, type(error)) not in seen:
         seen.add((what, type(error)))
-        log.error(
-            "%s failed (%s); now counted in handler_errors",
-            what,
-            type(error).__name__,
-            exc_info=error,
-        )
+        log.error("%s failed: %r (from now on only counted)", what, error, exc_info=error)
 
 
 def ack_args(result: Any) -> list[Any]:
@@ -411,8 +406,7 @@ class Namespace(Broadcasts):
         return BroadcastOperator(self)
 
     def sockets_in(self, *rooms: str) -> list[Socket]:
-        opts = BroadcastOptions(frozenset(rooms))
-        return [self.sockets[sid] for sid in self.adapter.recipients(opts) if sid in self.sockets]
+        return self.to(*rooms).sockets()
 
 
 class BroadcastOperator:
@@ -492,11 +486,8 @@ class BroadcastOperator:
 
     def sockets(self) -> list[Socket]:
         """The matching sockets of *this* node (see :meth:`fetch_sockets` for every node's)."""
-        return [
-            self.nsp.sockets[s]
-            for s in self.nsp.adapter.recipients(self.opts)
-            if s in self.nsp.sockets
-        ]
+        here = self.nsp.sockets
+        return [here[sid] for sid in self.nsp.adapter.recipients(self.opts) if sid in here]
 
     # On every node that shares the adapter (socket.io ``socketsJoin``, ``socketsLeave``,
     # ``disconnectSockets``, ``fetchSockets``); this node's sockets are handled at once.
