@@ -14,14 +14,16 @@ import asyncio
 import inspect
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sio_teach.adapters.memory import BroadcastOptions
-from sio_teach.errors import AckTimeoutError
+from sio_teach.errors import AckTimeoutError, ConnectError, DisconnectReason
 from sio_teach.sio import recovery
 from sio_teach.sio.packet import RESERVED_EVENTS, Packet, PacketType
+from sio_teach.sio.server_connection import AckReceived, AckTimedOut, Event
+from sio_teach.tasks import spawn
 
 if TYPE_CHECKING:
     from sio_teach.server import Connection, Server
@@ -32,26 +34,26 @@ Handler = Callable[..., Any]
 
 
 async def call(handler: Handler, *args: Any) -> Any:
-    """Call a handler that may be a plain function or a coroutine function."""
+    """Call a handler that may be a plain function or a coroutine function (middlewares)."""
     result = handler(*args)
     if inspect.isawaitable(result):
         result = await result
     return result
 
 
-def _listen(listener: Handler, *args: Any) -> None:
-    """Call a catch-all listener (plain or coroutine function); its failure is only logged."""
-    try:
-        result = listener(*args)
-        if inspect.isawaitable(result):
-            asyncio.ensure_future(result)
-    except Exception:
-        log.exception("listener %r failed", listener)
+def contain(server: Server, seen: set[tuple[str, type]], what: str, error: Exception) -> None:
+    """``what`` (a handler, a middleware) raised: count it in ``server.handler_errors``, and log
+    its traceback only the first time ``seen`` meets this ``what`` and exception type (a client
+    repeating a bad message floods no log)."""
+    server.handler_errors += 1
+    if (what, type(error)) not in seen:
+        seen.add((what, type(error)))
+        log.error("%s failed: %r (from now on only counted)", what, error, exc_info=error)
 
 
 def ack_args(result: Any) -> list[Any]:
     """A handler's return value as ACK arguments: a tuple → its items (``()`` → an empty ACK),
-    anything else → ``[value]``. (``None`` means "no ACK": see :meth:`Socket._run`.)"""
+    anything else → ``[value]``. (``None`` means "no ACK": see :meth:`Socket._ack`.)"""
     return list(result) if isinstance(result, tuple) else [result]
 
 
@@ -78,14 +80,22 @@ class Socket:
         request = conn.eio.request
         self.handshake = {
             "headers": dict(request.headers),
-            "query": {k: v[-1].decode() for k, v in request.query_arguments.items()},
+            "query": {
+                k: v[-1].decode(errors="replace") for k, v in request.query_arguments.items()
+            },
             "address": request.remote_ip,
             "auth": auth,
             "url": request.uri,
         }
         self.data: dict[str, Any] = session.data if session else {}  # free for the application
-        self.connected = False
-        self.acks: dict[int, Callable[[list[Any]], None]] = {}
+        # ack id -> (what to do with the ACK's arguments, what to do if none comes)
+        self.acks: dict[int, tuple[Callable[[list[Any]], Any], Callable[[Exception], Any] | None]]
+        self.acks = {}
+        self._failures: set[tuple[str, type]] = set()  # see contain()
+
+    @property
+    def connected(self) -> bool:
+        return self.conn.sockets.get(self.nsp.name) is self
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} on {self.nsp.name}>"
@@ -120,99 +130,183 @@ class Socket:
     ) -> int | None:
         """Send ``event`` to this client. With ``callback``, the client's ACK calls it (the ack
         id is returned)."""
-        if not self.connected:
-            return None
-        for listener in self.nsp.any_outgoing:
-            _listen(listener, self, event, *args)
-        if callback is None and self.nsp.recovery is not None:
-            # kept for recovery like a broadcast to this socket's own room (socket.ts emit)
-            BroadcastOperator(self.nsp, BroadcastOptions(frozenset([self.id]))).emit(event, *args)
-            return None
-        ack_id = None
         if callback is not None:
-            ack_id = self.nsp.next_ack_id()
-            self.acks[ack_id] = lambda values: callback(*values)
-        self.conn.send(Packet.event(self.nsp.name, event, *args, id=ack_id))
-        return ack_id
+            return self._ask(event, args, lambda values: callback(*values))
+        if self.connected:
+            for listener in self.nsp.any_outgoing:
+                self._call(listener, (event, *args))
+            if self.nsp.recovery is None:
+                self.conn.send(Packet.event(self.nsp.name, event, *args))
+            else:  # kept for recovery like a broadcast to this socket's own room (socket.ts emit)
+                BroadcastOperator(self.nsp, BroadcastOptions(frozenset([self.id]))).emit(
+                    event, *args
+                )
+        return None
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
         """Send ``event`` and wait for the client's ACK; returns its value (see :func:`ack_value`).
-        Raises :class:`AckTimeoutError` after ``timeout`` seconds."""
+        Raises :class:`AckTimeoutError` after ``timeout`` seconds, :class:`ConnectError` at once
+        if the socket is disconnected, or when it disconnects before the ACK."""
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        ack_id = self.emit(
-            event, *args, callback=lambda *values: future.done() or future.set_result(list(values))
+        ack_id = self._ask(
+            event,
+            args,
+            lambda values: future.done() or future.set_result(values),
+            lambda error: future.done() or future.set_exception(error),
+            timeout,
         )
-        try:
-            return ack_value(await asyncio.wait_for(future, timeout))
-        except TimeoutError:
-            self.acks.pop(ack_id, None)  # type: ignore[arg-type]  # a late ACK is ignored
-            raise AckTimeoutError(f"no ack for {event!r} within {timeout} s") from None
+        if ack_id is None:
+            raise ConnectError(f"socket {self.id} is disconnected: cannot emit {event!r}")
+        return ack_value(await future)
+
+    def _ask(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        on_ack: Callable[[list[Any]], Any],
+        on_fail: Callable[[Exception], Any] | None = None,
+        timeout: float | None = None,
+    ) -> int | None:
+        """Send ``event`` with a new ack id (returned; None: not connected) and await its ACK."""
+        if not self.connected:
+            return None
+        for listener in self.nsp.any_outgoing:
+            self._call(listener, (event, *args))
+        ack_id = self.nsp.next_ack_id()
+        self._expect_ack(ack_id, on_ack, on_fail, timeout)
+        self.conn.send(Packet.event(self.nsp.name, event, *args, id=ack_id))
+        return ack_id
+
+    def _expect_ack(
+        self,
+        ack_id: int,
+        on_ack: Callable[[list[Any]], Any],
+        on_fail: Callable[[Exception], Any] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Wait for the ACK of ``ack_id`` (the adapter calls it for a broadcast with acks)."""
+        self.acks[ack_id] = (on_ack, on_fail)
+        self.conn.machine.expect_ack(self.nsp.name, ack_id, self.conn.loop.time(), timeout)
+        if timeout is not None:
+            self.conn.after()  # arm the timer for the deadline
 
     def disconnect(self, close: bool = False) -> None:
         """Leave this namespace (the client gets DISCONNECT), or close the whole connection."""
-        if close:
-            self.conn.eio.close("server namespace disconnect")
+        if not self.connected:  # already gone (the namespace may have a new socket since)
             return
-        if self.connected:
-            self.conn.send(Packet.disconnect(self.nsp.name))
-            self._closed("server namespace disconnect")
+        if close:
+            return self.conn.close(DisconnectReason.SERVER_NAMESPACE_DISCONNECT)
+        self.conn.send(self.conn.machine.disconnect(self.nsp.name))  # type: ignore[arg-type]
+        self.conn.after()
 
     # -- incoming -----------------------------------------------------------------------------
 
-    def _on_event(self, packet: Packet) -> None:
-        event, *args = packet.data
+    def _on_event(self, event: Event) -> None:
         for listener in self.nsp.any_handlers:
-            _listen(listener, self, event, *args)
-        handler = self.nsp.handlers.get(event)
-        if handler is None:
-            return  # an event nobody listens to gets no ACK
-        if inspect.iscoroutinefunction(handler):
-            asyncio.ensure_future(self._run(handler, self, *args, ack_id=packet.id))
-            return
-        # A plain function runs at once: no Task to create (that is most of an echo's cost).
+            self._call(listener, (event.name, *event.args))
+        handler = self.nsp.handlers.get(event.name)
+        if handler is not None:  # an event nobody listens to gets no ACK
+            self._call(handler, event.args, event.ack_id)
+
+    def _call(self, handler: Handler, args: Sequence[Any], ack_id: int | None = None) -> None:
+        """The one way to run a handler: ``handler(socket, *args)``. Its return value is the ACK
+        for ``ack_id``; an awaitable one is awaited in the background (a plain function costs no
+        Task). A failure is contained: see :func:`contain`."""
         try:
             result = handler(self, *args)
-        except Exception:
-            log.exception("handler %r failed", handler)
+        except Exception as error:
+            self._failed(handler, error)
             return
-        if isinstance(result, Awaitable):  # a plain function may still return a coroutine
-            asyncio.ensure_future(self._run(lambda: result, ack_id=packet.id))
-        else:
-            self._ack(packet.id, result)
+        if isinstance(result, Awaitable):
+            spawn(self._finish(handler, result, ack_id), "handler")
+        elif ack_id is not None:
+            self._ack(ack_id, result)
 
-    def _ack(self, ack_id: int | None, result: Any) -> None:
+    async def _finish(self, handler: Handler, pending: Awaitable[Any], ack_id: int | None) -> None:
+        try:
+            result = await pending
+        except Exception as error:
+            self._failed(handler, error)
+            return
+        if ack_id is not None:
+            self._ack(ack_id, result)
+
+    def _ack(self, ack_id: int, result: Any) -> None:
         # Returning None sends no ACK (the client's ack then times out), like a JS handler that
         # never calls its callback; return () for an empty ACK.
-        if ack_id is not None and result is not None and self.connected:
+        if result is not None and self.connected:
             self.conn.send(Packet.ack(self.nsp.name, ack_id, *ack_args(result)))
 
-    async def _run(self, handler: Handler, *args: Any, ack_id: int | None = None) -> None:
-        try:
-            self._ack(ack_id, await call(handler, *args))
-        except Exception:
-            log.exception("handler %r failed", handler)
+    def _failed(self, handler: Handler, error: Exception) -> None:
+        name = getattr(handler, "__qualname__", repr(handler))
+        contain(self.nsp.server, self._failures, f"handler {name} on {self!r}", error)
 
-    def _on_ack(self, packet: Packet) -> None:
-        callback = self.acks.pop(packet.id, None)  # type: ignore[arg-type]
-        if callback is not None:
-            callback(packet.data)
+    def _on_ack(self, event: AckReceived | AckTimedOut) -> None:
+        on_ack, on_fail = self.acks.pop(event.ack_id, (None, None))
+        try:
+            if isinstance(event, AckReceived) and on_ack is not None:
+                on_ack(event.args)
+            elif isinstance(event, AckTimedOut) and on_fail is not None:
+                on_fail(AckTimeoutError(f"no ack for id {event.ack_id} on {self!r} in time"))
+        except Exception as error:  # an application's ack callback
+            self._failed(on_ack, error)
 
     def _closed(self, reason: str) -> None:
-        if not self.connected:
-            return
-        self.connected = False
-        self.conn.sockets.pop(self.nsp.name, None)
+        """The machine says this namespace ended: recovery, rooms, pending acks, the handler."""
         if self.nsp.recovery is not None and reason in recovery.RECOVERABLE_REASONS:
             session = recovery.Session(self.id, self.pid, self.rooms, self.data)  # type: ignore[arg-type]
-            self.nsp.recovery.persist(session, self.nsp.server.engine.now())
+            self.nsp.recovery.persist(session, self.conn.loop.time())
         self.nsp._remove(self)
-        self.acks.clear()
+        acks, self.acks = self.acks, {}
+        for _, on_fail in acks.values():
+            if on_fail is not None:
+                on_fail(ConnectError(f"{self!r} disconnected ({reason}) before the ack"))
         handler = self.nsp.handlers.get("disconnect")
         if handler is not None:
-            asyncio.ensure_future(call(handler, self, reason))
+            self._call(handler, (reason,))
 
 
-class Namespace:
+class Broadcasts:
+    """What a namespace (and the server, for ``/``) does to all its sockets, on every node that
+    shares the adapter: each method starts a :class:`BroadcastOperator` (``nsp.to("r").emit(..)``)."""
+
+    def _everyone(self) -> BroadcastOperator:
+        raise NotImplementedError
+
+    def to(self, *rooms: str) -> BroadcastOperator:
+        return self._everyone().to(*rooms)
+
+    def in_(self, *rooms: str) -> BroadcastOperator:
+        return self._everyone().to(*rooms)
+
+    def except_(self, *rooms: str) -> BroadcastOperator:
+        return self._everyone().except_(*rooms)
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to every socket of the namespace."""
+        self._everyone().emit(event, *args)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self._everyone().timeout(seconds)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self._everyone().volatile
+
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        return await self._everyone().fetch_sockets()
+
+    def sockets_join(self, *rooms: str) -> None:
+        self._everyone().sockets_join(*rooms)
+
+    def sockets_leave(self, *rooms: str) -> None:
+        self._everyone().sockets_leave(*rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        self._everyone().disconnect_sockets(close)
+
+
+class Namespace(Broadcasts):
     """A namespace: its handlers, middlewares, sockets and rooms (through its adapter)."""
 
     def __init__(self, server: Server, name: str) -> None:
@@ -293,10 +387,9 @@ class Namespace:
             if reply is not None and result is not None:
                 reply(result)
 
-        asyncio.ensure_future(run())
+        spawn(run(), "server-side handler")
 
     def _add(self, socket: Socket) -> None:
-        socket.connected = True
         self.sockets[socket.id] = socket
         self.adapter.add_all(socket.id, [socket.id])  # every socket is in the room of its own id
 
@@ -309,41 +402,11 @@ class Namespace:
         if socket is not None and (not volatile or socket.conn.eio.writable):
             socket.conn.send_encoded(text, attachments)
 
-    # broadcasting
-    def to(self, *rooms: str) -> BroadcastOperator:
-        return BroadcastOperator(self, BroadcastOptions(frozenset(rooms)))
-
-    in_ = to
-
-    def except_(self, *rooms: str) -> BroadcastOperator:
-        return BroadcastOperator(self).except_(*rooms)
-
-    def emit(self, event: str, *args: Any) -> None:
-        BroadcastOperator(self).emit(event, *args)
-
-    def timeout(self, seconds: float) -> BroadcastOperator:
-        return BroadcastOperator(self).timeout(seconds)
-
-    @property
-    def volatile(self) -> BroadcastOperator:
-        return BroadcastOperator(self).volatile
+    def _everyone(self) -> BroadcastOperator:
+        return BroadcastOperator(self)
 
     def sockets_in(self, *rooms: str) -> list[Socket]:
-        opts = BroadcastOptions(frozenset(rooms))
-        return [self.sockets[sid] for sid in self.adapter.recipients(opts) if sid in self.sockets]
-
-    # on every node (see BroadcastOperator: ``nsp.in_("r").sockets_join("x")`` narrows them)
-    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
-        return await BroadcastOperator(self).fetch_sockets()
-
-    def sockets_join(self, *rooms: str) -> None:
-        BroadcastOperator(self).sockets_join(*rooms)
-
-    def sockets_leave(self, *rooms: str) -> None:
-        BroadcastOperator(self).sockets_leave(*rooms)
-
-    def disconnect_sockets(self, close: bool = False) -> None:
-        BroadcastOperator(self).disconnect_sockets(close)
+        return self.to(*rooms).sockets()
 
 
 class BroadcastOperator:
@@ -357,13 +420,7 @@ class BroadcastOperator:
         self.ack_timeout = ack_timeout
 
     def _with(self, **changes: Any) -> BroadcastOperator:
-        fields = {
-            "rooms": self.opts.rooms,
-            "except_": self.opts.except_,
-            "volatile": self.opts.volatile,
-        }
-        fields.update(changes)
-        return BroadcastOperator(self.nsp, BroadcastOptions(**fields), self.ack_timeout)
+        return BroadcastOperator(self.nsp, replace(self.opts, **changes), self.ack_timeout)
 
     def to(self, *rooms: str) -> BroadcastOperator:
         return self._with(rooms=self.opts.rooms | set(rooms))
@@ -429,11 +486,8 @@ class BroadcastOperator:
 
     def sockets(self) -> list[Socket]:
         """The matching sockets of *this* node (see :meth:`fetch_sockets` for every node's)."""
-        return [
-            self.nsp.sockets[s]
-            for s in self.nsp.adapter.recipients(self.opts)
-            if s in self.nsp.sockets
-        ]
+        here = self.nsp.sockets
+        return [here[sid] for sid in self.nsp.adapter.recipients(self.opts) if sid in here]
 
     # On every node that shares the adapter (socket.io ``socketsJoin``, ``socketsLeave``,
     # ``disconnectSockets``, ``fetchSockets``); this node's sockets are handled at once.

@@ -3,7 +3,9 @@
 It sits on the Engine.IO server (``transports/eio_server.py``): every Socket.IO packet travels in
 one Engine.IO ``message`` (plus one binary message per attachment). One Engine.IO connection (a
 :class:`Connection`) carries many namespaces; each connected namespace is a :class:`Socket`
-(``namespace.py``: sockets, namespaces, rooms and broadcasts).
+(``namespace.py``: sockets, namespaces, rooms and broadcasts). The protocol's rules for one
+connection (which namespaces are connected, the connect timeout, ack deadlines) live in the pure
+state machine ``sio/server_connection.py``; this module does what it says.
 
     sio = Server()
 
@@ -24,7 +26,6 @@ reference server (socket.io ``lib/client.ts``, ``lib/namespace.ts``, ``lib/socke
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
@@ -34,19 +35,27 @@ from typing import Any
 import tornado.ioloop
 
 from sio_teach.adapters.memory import MemoryAdapter
-from sio_teach.errors import ConnectRefused, ProtocolError
+from sio_teach.errors import ConnectRefused, DisconnectReason
 from sio_teach.namespace import (  # noqa: F401  (re-exported: the server's public classes)
     BroadcastOperator,
+    Broadcasts,
     Handler,
     Namespace,
     RemoteSocket,
     Socket,
-    ack_args,
-    ack_value,
     call,
+    contain,
 )
 from sio_teach.sio import recovery
-from sio_teach.sio.packet import Decoder, Packet, PacketType, encode
+from sio_teach.sio.packet import Packet, PacketType, encode
+from sio_teach.sio.server_connection import (
+    CloseConnection,
+    ConnectRequested,
+    Disconnected,
+    Event,
+    ServerConnection,
+)
+from sio_teach.tasks import spawn
 from sio_teach.trace import Tracer
 from sio_teach.transports.eio_server import EngineServer, EngineSocket
 
@@ -55,7 +64,7 @@ log = logging.getLogger("sio_teach.server")
 NamespaceMatcher = str | re.Pattern[str] | Callable[[str, dict[str, Any]], bool]
 
 
-class Server:
+class Server(Broadcasts):
     """A Socket.IO server. Mount :meth:`routes` on a Tornado application.
 
     Engine.IO options (seconds and bytes) are passed through; ``connect_timeout`` is how long a new
@@ -78,6 +87,7 @@ class Server:
             engine_options["sid_factory"] = sid_factory
         self.engine = EngineServer(self._on_engine_connect, tracer=self.tracer, **engine_options)
         self.connect_timeout = connect_timeout
+        self.handler_errors = 0  # handler failures so far (each kind is logged once per socket)
         self.adapter_factory = adapter
         self.sid_factory = sid_factory or (lambda: secrets.token_urlsafe(15))
         # connection state recovery (see sio/recovery.py): off by default, as in the reference
@@ -116,7 +126,7 @@ class Server:
                 return child
         return None
 
-    # -- the API of the main namespace ---------------------------------------------------------
+    # -- the API of the main namespace (and Broadcasts: to, emit, fetch_sockets...) -------------
 
     def on(self, event: str, handler: Handler | None = None, namespace: str = "/") -> Any:
         """Register a handler (usable as a decorator). ``connect`` gets ``(socket, auth)``,
@@ -126,37 +136,8 @@ class Server:
     def use(self, middleware: Handler, namespace: str = "/") -> None:
         self.of(namespace).use(middleware)
 
-    def to(self, *rooms: str) -> BroadcastOperator:
-        return self.of("/").to(*rooms)
-
-    in_ = to
-
-    def except_(self, *rooms: str) -> BroadcastOperator:
-        return self.of("/").except_(*rooms)
-
-    def emit(self, event: str, *args: Any) -> None:
-        """Send ``event`` to every socket of the main namespace."""
-        self.of("/").emit(event, *args)
-
-    def timeout(self, seconds: float) -> BroadcastOperator:
-        return self.of("/").timeout(seconds)
-
-    @property
-    def volatile(self) -> BroadcastOperator:
-        return self.of("/").volatile
-
-    # every node that shares the adapter (one node with the in-memory adapter): see Namespace
-    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
-        return await self.of("/").fetch_sockets()
-
-    def sockets_join(self, *rooms: str) -> None:
-        self.of("/").sockets_join(*rooms)
-
-    def sockets_leave(self, *rooms: str) -> None:
-        self.of("/").sockets_leave(*rooms)
-
-    def disconnect_sockets(self, close: bool = False) -> None:
-        self.of("/").disconnect_sockets(close)
+    def _everyone(self) -> BroadcastOperator:
+        return BroadcastOperator(self.of("/"))
 
     def on_server_side(
         self, event: str, handler: Handler | None = None, namespace: str = "/"
@@ -188,23 +169,22 @@ class Server:
 
 
 class Connection:
-    """One Engine.IO connection, carrying one :class:`Socket` per connected namespace."""
+    """One Engine.IO connection: its :class:`ServerConnection` machine decides, this class acts
+    (calls handlers, sends packets, arms the machine's one timer). One :class:`Socket` per
+    connected namespace."""
 
     def __init__(self, server: Server, eio: EngineSocket) -> None:
         self.server = server
         self.eio = eio
-        self.decoder = Decoder()
+        self.loop = tornado.ioloop.IOLoop.current()
+        self.machine = ServerConnection(self.loop.time(), server.connect_timeout)
         self.sockets: dict[str, Socket] = {}
-        self.connecting: set[str] = set()
+        self._timer: object | None = None
+        self._timer_at: float | None = None
+        self._failures: set[tuple[str, type]] = set()  # see contain()
         eio.on_message = self.on_message
         eio.on_close = self.on_close
-        # "a client must send a CONNECT packet" within connectTimeout, else the server closes.
-        loop = tornado.ioloop.IOLoop.current()
-        self._connect_timer = loop.call_later(server.connect_timeout, self._check_connected)
-
-    def _check_connected(self) -> None:
-        if not self.sockets:
-            self.eio.close("connect timeout")
+        self.after()
 
     def send(self, packet: Packet) -> None:
         text, attachments = encode(packet)
@@ -217,86 +197,85 @@ class Connection:
             self.eio.send(attachment)
 
     def on_message(self, data: str | bytes) -> None:
-        try:
-            packet = (
-                self.decoder.receive_text(data)
-                if isinstance(data, str)
-                else self.decoder.receive_binary(data)
-            )
-        except ProtocolError as error:
-            log.info("connection %s: %s", self.eio.sid, error)
-            self.eio.close("parse error")
-            return
-        if packet is not None:
-            self.dispatch(packet)
+        self.machine.receive(data)
+        self.after()
 
-    def dispatch(self, packet: Packet) -> None:
-        kind = packet.type
-        if kind is PacketType.CONNECT:
-            if packet.nsp not in self.sockets and packet.nsp not in self.connecting:
-                self.connecting.add(packet.nsp)
-                asyncio.ensure_future(self.connect(packet.nsp, packet.data or {}))
-            return
-        socket = self.sockets.get(packet.nsp)
-        if socket is None:  # "an EVENT received before any CONNECT is not dispatched"
-            return
-        if kind is PacketType.DISCONNECT:
-            socket._closed("client namespace disconnect")
-        elif kind is PacketType.EVENT:
-            socket._on_event(packet)
-        elif kind is PacketType.ACK:
-            socket._on_ack(packet)
-        else:  # CONNECT_ERROR only travels from server to client
-            self.eio.close("parse error")
+    def on_close(self, reason: str) -> None:
+        self.machine.lost(reason)
+        self.after()
 
-    async def connect(self, name: str, auth: dict[str, Any]) -> None:
-        """CONNECT: find the namespace, run its middlewares, reply, then call its connect handler."""
-        nsp = self.server._find_namespace(name, auth)
-        if nsp is None:
-            self.connecting.discard(name)
-            self.send(Packet.connect_error(name, "Invalid namespace"))
-            return
-        session = None
-        if nsp.recovery is not None and auth.get("pid") and auth.get("offset"):
-            session = nsp.recovery.restore(auth["pid"], auth["offset"], self.server.engine.now())
-        socket = Socket(nsp, self, auth, session)
-        skip = (
-            session is not None
-            and nsp.recovery is not None
-            and nsp.recovery.options.skip_middlewares
-        )
+    def after(self) -> None:
+        """Call after every change to the machine: act on its events, re-arm its timer."""
+        for event in self.machine.events():
+            if isinstance(event, Event):  # the common case first
+                if (socket := self.sockets.get(event.nsp)) is not None:
+                    socket._on_event(event)
+            elif isinstance(event, ConnectRequested):
+                spawn(self.connect(event), "CONNECT handling")
+            elif isinstance(event, CloseConnection):
+                log.info("connection %s: closing (%s)", self.eio.sid, event.reason)
+                self.eio.close(event.reason)
+            elif isinstance(event, Disconnected):
+                if (socket := self.sockets.pop(event.nsp, None)) is not None:
+                    socket._closed(event.reason)
+            elif (socket := self.sockets.get(event.nsp)) is not None:
+                socket._on_ack(event)  # AckReceived or AckTimedOut
+        deadline = self.machine.next_deadline()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self.loop.remove_timeout(self._timer)
+            self._timer_at, self._timer = deadline, None
+            if deadline is not None:
+                self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.machine.handle_timeout(self.loop.time())
+        self.after()
+
+    async def connect(self, request: ConnectRequested) -> None:
+        """CONNECT: find the namespace, run its middlewares, reply, then call its connect handler.
+        Any failure on the way answers CONNECT_ERROR: the namespace may be asked for again."""
+        name, auth, socket, session = request.nsp, request.auth, None, None
         try:
-            for middleware in [] if skip else nsp.middlewares:
-                await call(middleware, socket)
-        except Exception as error:  # a refusal, or a bug in a middleware: the client must hear
-            self.connecting.discard(name)
-            nsp.adapter.del_all(socket.id)  # forget rooms a middleware joined
+            nsp = self.server._find_namespace(name, auth)
+            if nsp is None:
+                return self._refuse(name, "Invalid namespace")
+            if nsp.recovery is not None and request.pid is not None:
+                session = nsp.recovery.restore(request.pid, request.offset, self.loop.time())
+            socket = Socket(nsp, self, auth, session)
+            if session is None or not nsp.recovery.options.skip_middlewares:  # type: ignore[union-attr]
+                for middleware in nsp.middlewares:
+                    await call(middleware, socket)
+        except Exception as error:  # a refusal, or a bug: the client must hear
+            if socket is not None:
+                socket.nsp.adapter.del_all(socket.id)  # forget rooms a middleware joined
             if isinstance(error, ConnectRefused):
-                self.send(Packet.connect_error(name, error.message, error.data))
-            else:
-                log.exception("middleware failed on %s", name)
-                self.send(Packet.connect_error(name, "Internal server error"))
-            return
-        self.connecting.discard(name)
-        if self.eio.session.closed:
+                return self._refuse(name, error.message, error.data)
+            contain(self.server, self._failures, f"CONNECT to {name}", error)
+            return self._refuse(name, "Internal server error")
+        reply = self.machine.accept(name, socket.id, socket.pid)
+        if reply is None:  # the connection closed while the middlewares ran
             nsp.adapter.del_all(socket.id)
             return
         self.sockets[name] = socket
-        tornado.ioloop.IOLoop.current().remove_timeout(self._connect_timer)  # a CONNECT arrived
         nsp._add(socket)
-        reply = {"sid": socket.id} if socket.pid is None else {"sid": socket.id, "pid": socket.pid}
-        self.send(Packet.connect(name, reply))
+        self.send(reply)
         if session is not None:  # recovered: the same rooms, then every event missed meanwhile
             socket.join(*session.rooms)
             for data in session.missed:
                 self.send(Packet(PacketType.EVENT, name, data))
         handler = nsp.handlers.get("connect")
         if handler is not None:
-            await socket._run(handler, socket, auth)
+            socket._call(handler, (auth,))
+        self.after()  # the connect timeout is gone
 
-    def on_close(self, reason: str) -> None:
-        tornado.ioloop.IOLoop.current().remove_timeout(self._connect_timer)
-        if reason == "forced close":
-            reason = "server shutting down"
-        for socket in list(self.sockets.values()):
-            socket._closed(reason)
+    def _refuse(self, name: str, message: str, data: Any = None) -> None:
+        packet = self.machine.refuse(name, message, data)
+        if packet is not None:
+            self.send(packet)
+
+    def close(self, reason: DisconnectReason) -> None:
+        """Close the whole connection: every namespace ends with ``reason``."""
+        self.machine.close(reason)
+        self.after()

@@ -129,7 +129,7 @@ class MemoryAdapter:
         text, attachments = encode_once(packet)
         sockets = self._sockets(opts)
         for socket in sockets:
-            socket.acks[packet.id] = on_ack  # type: ignore[index]
+            socket._expect_ack(packet.id, on_ack, None, timeout)  # type: ignore[arg-type]
             self.send(socket.id, text, attachments, opts.volatile)
         on_count(len(sockets))
 

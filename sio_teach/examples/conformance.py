@@ -48,19 +48,24 @@ def register(nsp_server: Server, namespace: str) -> None:
     def message_with_ack(socket: Socket, *args: object) -> tuple:
         return args  # the ACK carries the same args (BINARY_ACK when one is bytes)
 
+    # Arguments are taken as a JavaScript handler takes them: a missing one is undefined (nothing
+    # to do), a room that is not a string is made one, extra arguments are ignored.
     @nsp.on("join")
-    def join(socket: Socket, room: str) -> str:
-        socket.join(room)
-        return room
+    def join(socket: Socket, room: object = None, *_: object) -> object:
+        if room is not None:
+            socket.join(str(room))
+        return () if room is None else room
 
     @nsp.on("leave")
-    def leave(socket: Socket, room: str) -> str:
-        socket.leave(room)
-        return room
+    def leave(socket: Socket, room: object = None, *_: object) -> object:
+        if room is not None:
+            socket.leave(str(room))
+        return () if room is None else room
 
     @nsp.on("to-room")
-    def to_room(socket: Socket, room: str, *args: object) -> tuple:
-        socket.to(room).emit("room-message", *args)
+    def to_room(socket: Socket, room: object = None, *args: object) -> tuple:
+        if room is not None:
+            socket.to(str(room)).emit("room-message", *args)
         return ()
 
     @nsp.on("broadcast")
@@ -73,7 +78,7 @@ def register(nsp_server: Server, namespace: str) -> None:
         socket.emit("callback", *args, callback=lambda *v: socket.emit("callback-ack", *v))
 
     @nsp.on("disconnect-me")
-    def disconnect_me(socket: Socket) -> None:
+    def disconnect_me(socket: Socket, *_: object) -> None:
         socket.disconnect()
 
 

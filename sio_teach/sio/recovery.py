@@ -23,9 +23,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from sio_teach.errors import DisconnectReason as Reason
+
 # socket.io lib/socket.ts RECOVERABLE_DISCONNECT_REASONS
 RECOVERABLE_REASONS = frozenset(
-    {"transport error", "transport close", "forced close", "ping timeout", "server shutting down"}
+    {
+        Reason.TRANSPORT_ERROR,
+        Reason.TRANSPORT_CLOSE,
+        Reason.FORCED_CLOSE,
+        Reason.PING_TIMEOUT,
+        Reason.SERVER_SHUTTING_DOWN,
+    }
 )
 
 

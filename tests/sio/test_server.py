@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import signal
 import sys
@@ -16,10 +17,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import tornado.ioloop
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 import sio_teach.adapters.memory
 import sio_teach.server
-from sio_teach.errors import AckTimeoutError, ConnectRefused
+from sio_teach.errors import AckTimeoutError, ConnectError, ConnectRefused
 from sio_teach.examples import bench_server
 from sio_teach.server import Server, Socket
 from tests.conftest import ROOT, LiveServer, free_port
@@ -855,3 +858,294 @@ async def test_engine_options_pass_through(serve: Serve, http_client) -> None:
         2250,
         5000,
     )
+
+
+# -- acks and disconnection ----------------------------------------------------------------------
+
+
+async def test_emit_with_ack_on_a_disconnected_socket_fails_at_once(
+    serve: Serve, raw: RawFactory
+) -> None:
+    """Without a timeout, an ACK that cannot come must not be awaited forever: a disconnected
+    socket refuses at once, and a pending ack fails when its socket disconnects."""
+    sio = Server()
+    rec = Recorder(sio)
+    app = await start(serve, sio)
+    c = await raw(app.live)
+    await c.connect()
+    socket = await asyncio.wait_for(rec.connected.get(), 5.0)
+    pending = asyncio.ensure_future(socket.emit_with_ack("question"))  # no timeout
+    assert (await c.recv()).startswith("2")  # received; the client leaves without answering
+    await c.send("1")
+    await rec.reason()
+    with pytest.raises(ConnectError, match="disconnected"):
+        await asyncio.wait_for(pending, 1.0)
+    with pytest.raises(ConnectError, match="disconnected"):
+        await asyncio.wait_for(socket.emit_with_ack("again"), 1.0)
+
+
+async def test_socket_broadcasts_never_reach_the_sender(serve: Serve, raw: RawFactory) -> None:
+    """``socket.broadcast`` / ``socket.to(room)`` exclude the sender, whatever is chained after."""
+    sio = Server()
+    rec = Recorder(sio)
+    app = await start(serve, sio)
+    a, b, c = [await raw(app.live) for _ in range(3)]
+    sockets = []
+    for client in (a, b, c):
+        await client.connect()
+        sockets.append(await asyncio.wait_for(rec.connected.get(), 5.0))
+    sa, sb, sc = sockets
+    for s in (sa, sb, sc):
+        s.join("red")
+    sc.join("blue")
+    sa.to("red").except_("blue").emit("e", 1)  # b
+    sa.broadcast.except_("blue").emit("e", 2)  # b
+    sa.to("red").to("blue").except_("nowhere").emit("e", 3)  # b, c
+    sa.broadcast.volatile.timeout(1).emit("e", 4)  # b, c
+    sa.in_("red").except_(sb.id).emit("e", 5)  # c
+    assert await a.sync() == []
+    assert await b.sync() == ['2["e",1]', '2["e",2]', '2["e",3]', '2["e",4]']
+    assert await c.sync() == ['2["e",3]', '2["e",4]', '2["e",5]']
+
+
+# -- the shell on a fake clock: no sockets, no sleeping ----------------------------------------------
+
+
+class FakeLoop:
+    """What :class:`sio_teach.server.Connection` uses of the IOLoop, on a clock moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[list[Any]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> list[Any]:
+        self.timers.append(handle := [when, callback])
+        return handle
+
+    def remove_timeout(self, handle: list[Any]) -> None:
+        self.timers.remove(handle)
+
+    def advance(self, to: float) -> None:
+        self.now = to
+        while due := sorted((t for t in self.timers if t[0] <= to), key=lambda t: t[0]):
+            self.timers.remove(due[0])
+            due[0][1]()
+
+
+class FakeEngineSocket:
+    """An Engine.IO connection that records what the Socket.IO layer does with it."""
+
+    def __init__(self, query: str = "") -> None:
+        self.sid = "eio-1"
+        uri = f"/socket.io/?EIO=4&transport=websocket{query}"
+        self.request = HTTPServerRequest(
+            start_line=RequestStartLine("GET", uri, "HTTP/1.1"), headers=HTTPHeaders(Host="test")
+        )
+        self.writable = True
+        self.sent: list[str | bytes] = []
+        self.closed: str | None = None
+        self.on_message: Callable[[str | bytes], None] = lambda data: None
+        self.on_close: Callable[[str], None] = lambda reason: None
+
+    def send(self, data: str | bytes) -> None:
+        self.sent.append(data)
+
+    def close(self, reason: str = "forced close") -> None:
+        if self.closed is None:
+            self.closed = reason
+            self.on_close(reason)
+
+
+@pytest.fixture
+def loop(monkeypatch: pytest.MonkeyPatch) -> FakeLoop:
+    fake = FakeLoop()
+    monkeypatch.setattr(tornado.ioloop.IOLoop, "current", staticmethod(lambda *a, **k: fake))
+    return fake
+
+
+async def settle() -> None:
+    """Let the CONNECT handling (a background task) run its course."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def test_connect_timeout_closes_at_exactly_connect_timeout(loop: FakeLoop) -> None:
+    """Bounded on both sides: still open a moment before ``connect_timeout``, closed at it."""
+    sio = Server(connect_timeout=2.0)
+    loop.now = 50.0
+    eio = FakeEngineSocket()
+    sio._on_engine_connect(eio)  # type: ignore[arg-type]
+    loop.advance(51.999)
+    assert eio.closed is None
+    loop.advance(52.0)
+    assert eio.closed == "forced close" and eio.sent == []
+    assert loop.timers == []
+
+
+async def test_connect_timeout_spares_a_connection_that_connected(loop: FakeLoop) -> None:
+    sio = Server(connect_timeout=2.0)
+    eio = FakeEngineSocket()
+    sio._on_engine_connect(eio)  # type: ignore[arg-type]
+    eio.on_message("0")
+    await settle()
+    assert str(eio.sent[0]).startswith('0{"sid":')
+    assert loop.timers == []  # nothing left to time
+    loop.advance(100.0)
+    assert eio.closed is None
+
+
+async def test_ack_deadline_is_the_connections_one_timer(loop: FakeLoop) -> None:
+    sio = Server()
+    rec = Recorder(sio)
+    eio = FakeEngineSocket()
+    sio._on_engine_connect(eio)  # type: ignore[arg-type]
+    eio.on_message("0")
+    await settle()
+    socket = rec.sockets.popitem()[1]
+    outgoing: list[tuple] = []
+    sio.of("/").on_any_outgoing(lambda socket, event, *args: outgoing.append((event, *args)))
+    loop.now = 10.0
+    pending = asyncio.ensure_future(socket.emit_with_ack("question", timeout=3.0))
+    await settle()
+    assert eio.sent[-1] == '20["question"]'
+    assert [t[0] for t in loop.timers] == [13.0]
+    loop.advance(12.99)
+    assert not pending.done()
+    loop.advance(13.0)
+    with pytest.raises(AckTimeoutError):
+        await pending
+    eio.on_message('30["late"]')  # ignored
+    assert loop.timers == []
+    again = asyncio.ensure_future(socket.emit_with_ack("question", 2))  # the next ack id: 1
+    await settle()
+    assert eio.sent[-1] == '21["question",2]'
+    eio.on_message('31["yes"]')
+    assert await again == "yes" and loop.timers == []
+    assert outgoing == [("question",), ("question", 2)]
+
+
+async def test_handler_failures_are_logged_once_per_kind_then_counted(
+    loop: FakeLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """20,000 bad messages: one traceback per socket, handler and exception type, not 20,000."""
+    sio = Server()
+    Recorder(sio)
+
+    @sio.on("boom")
+    def boom(socket: Socket, value: Any) -> None:
+        raise ValueError(value) if value else KeyError(value)
+
+    @sio.on("later")
+    async def later(socket: Socket) -> None:
+        raise RuntimeError("in a coroutine")
+
+    caplog.set_level(logging.ERROR, "sio_teach")
+    eio = FakeEngineSocket()
+    sio._on_engine_connect(eio)  # type: ignore[arg-type]
+    eio.on_message("0")
+    await settle()
+    for i in range(20_000):
+        eio.on_message(f'2{i}["boom",{i % 2}]')
+    for _ in range(100):
+        eio.on_message('2["later"]')
+    await settle()
+    assert sio.handler_errors == 20_100
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    kinds = sorted(r.exc_info[0].__name__ for r in tracebacks)  # type: ignore[index]
+    assert kinds == ["KeyError", "RuntimeError", "ValueError"]
+    assert len(caplog.records) == 3
+    assert eio.closed is None and eio.sent[1:] == []  # no ACK from a failed handler
+
+
+async def test_a_non_utf8_query_still_connects(loop: FakeLoop) -> None:
+    sio = Server()
+    rec = Recorder(sio)
+    eio = FakeEngineSocket("&x=%FF&name=%C3%A9")
+    sio._on_engine_connect(eio)  # type: ignore[arg-type]
+    eio.on_message("0")
+    await settle()
+    assert str(eio.sent[0]).startswith('0{"sid":')
+    [socket] = rec.sockets.values()
+    assert socket.handshake["query"]["x"] == "\ufffd"
+    assert socket.handshake["query"]["name"] == "é"
+
+
+async def test_any_failure_during_connect_answers_connect_error(loop: FakeLoop) -> None:
+    """A bug on the way (here: a dynamic namespace's predicate) answers CONNECT_ERROR, and the
+    namespace may be asked for again."""
+    sio = Server()
+    calls: list[str] = []
+
+    def flaky(name: str, auth: dict) -> bool:
+        calls.append(name)
+        if len(calls) == 1:
+            raise RuntimeError("first call fails")
+        return True
+
+    sio.of(flaky)
+    eio = FakeEngineSocket()
+    sio._on_engine_connect(eio)  # type: ignore[arg-type]
+    eio.on_message("0/dyn,")
+    await settle()
+    assert eio.sent == ['4/dyn,{"message":"Internal server error"}']
+    eio.on_message("0/dyn,")
+    await settle()
+    assert str(eio.sent[1]).startswith('0/dyn,{"sid":')
+
+
+async def test_a_failing_middleware_is_logged_once_per_connection_then_counted(
+    loop: FakeLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    sio = Server()
+
+    def buggy(socket: Socket) -> None:
+        raise KeyError("oops")
+
+    sio.use(buggy)
+    caplog.set_level(logging.ERROR, "sio_teach")
+    eio = FakeEngineSocket()
+    sio._on_engine_connect(eio)  # type: ignore[arg-type]
+    for _ in range(50):
+        eio.on_message("0")
+        await settle()
+    assert eio.sent == ['4{"message":"Internal server error"}'] * 50
+    assert sio.handler_errors == 50 and len(caplog.records) == 1
+
+
+async def test_a_stale_socket_cannot_disconnect_its_successor(loop: FakeLoop) -> None:
+    """After the client left and came back to a namespace, the old Socket object is inert."""
+    sio = Server()
+    rec = Recorder(sio)
+    eio = FakeEngineSocket()
+    sio._on_engine_connect(eio)  # type: ignore[arg-type]
+    eio.on_message("0")
+    await settle()
+    old = rec.sockets.popitem()[1]
+    eio.on_message("1")
+    eio.on_message("0")
+    await settle()
+    new = rec.sockets.popitem()[1]
+    old.disconnect()
+    old.disconnect(close=True)
+    assert old.emit("x") is None and not old.connected
+    assert new.connected and eio.closed is None and eio.sent[-1].startswith('0{"sid"')  # type: ignore[union-attr]
+
+
+async def test_a_failing_ack_callback_is_contained(
+    loop: FakeLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    sio = Server()
+    rec = Recorder(sio)
+    eio = FakeEngineSocket()
+    sio._on_engine_connect(eio)  # type: ignore[arg-type]
+    eio.on_message("0")
+    await settle()
+    socket = rec.sockets.popitem()[1]
+    caplog.set_level(logging.ERROR, "sio_teach")
+    for i in range(3):
+        socket.emit("question", callback=lambda *values: 1 / 0)
+        eio.on_message(f"3{i}[]")
+    assert sio.handler_errors == 3 and len(caplog.records) == 1 and socket.connected
