@@ -26,6 +26,7 @@ from sio_teach.sio.server_connection import AckReceived, AckTimedOut, Event
 from sio_teach.tasks import spawn
 
 if TYPE_CHECKING:
+    from sio_teach.eio.packet import Packet as EioPacket
     from sio_teach.server import Connection, Server
 
 log = logging.getLogger("sio_teach.server")  # one log for the whole server side
@@ -397,7 +398,9 @@ class Namespace(Broadcasts):
         self.sockets.pop(socket.id, None)
         self.adapter.del_all(socket.id)
 
-    def _deliver(self, sid: str, text: str, attachments: list[bytes], volatile: bool) -> None:
+    def _deliver(
+        self, sid: str, text: EioPacket, attachments: list[EioPacket], volatile: bool
+    ) -> None:
         socket = self.sockets.get(sid)
         if socket is not None and (not volatile or socket.conn.eio.writable):
             socket.conn.send_encoded(text, attachments)

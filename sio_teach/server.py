@@ -35,6 +35,7 @@ from typing import Any
 import tornado.ioloop
 
 from sio_teach.adapters.memory import MemoryAdapter
+from sio_teach.eio.packet import Packet as EioPacket
 from sio_teach.errors import ConnectRefused, DisconnectReason
 from sio_teach.namespace import (  # noqa: F401  (re-exported: the server's public classes)
     BroadcastOperator,
@@ -190,14 +191,17 @@ class Connection:
         text, attachments = encode(packet)
         self.send_encoded(text, attachments)
 
-    def send_encoded(self, text: str, attachments: list[bytes]) -> None:
-        """Send a packet already encoded (a broadcast encodes once for all its recipients)."""
+    def send_encoded(
+        self, text: str | EioPacket, attachments: list[bytes] | list[EioPacket]
+    ) -> None:
+        """Send a packet already encoded: as text and attachments, or as the Engine.IO message
+        packets that a broadcast built once for all its recipients (``adapters/memory.py``)."""
         self.eio.send(text)
         for attachment in attachments:
             self.eio.send(attachment)
 
     def on_message(self, data: str | bytes) -> None:
-        self.machine.receive(data)
+        self.machine.receive(data, self.loop.time())
         self.after()
 
     def on_close(self, reason: str) -> None:

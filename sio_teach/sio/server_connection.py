@@ -113,8 +113,14 @@ ServerEvent = ConnectRequested | Event | AckReceived | AckTimedOut | Disconnecte
 class ServerConnection:
     """The Socket.IO state of one Engine.IO connection. Create it when the handshake is done."""
 
-    def __init__(self, now: float, connect_timeout: float = 45.0) -> None:
+    def __init__(
+        self, now: float, connect_timeout: float = 45.0, attachments_timeout: float = 60.0
+    ) -> None:
         self.decoder = Decoder()
+        # A binary packet's attachments must all arrive within attachments_timeout of its header
+        # (not in the spec: a bound on what a half-sent BINARY_EVENT holds, up to 10 × maxPayload)
+        self.attachments_timeout = attachments_timeout
+        self._attachments_deadline: float | None = None
         self.states: dict[str, State] = {}  # a namespace not in it is DISCONNECTED
         self.close_reason: str | None = None
         # "a client must send a CONNECT packet" within connectTimeout, else the server closes
@@ -143,8 +149,10 @@ class ServerConnection:
 
     # -- input --------------------------------------------------------------------------------
 
-    def receive(self, data: str | bytes) -> None:
-        """One Engine.IO message from the client (text, or one binary attachment)."""
+    def receive(self, data: str | bytes, now: float | None = None) -> None:
+        """One Engine.IO message from the client (text, or one binary attachment). With ``now``
+        (the shell always gives it), a binary packet's attachments are awaited for at most
+        ``attachments_timeout``."""
         if self.closed:
             return
         try:
@@ -155,6 +163,10 @@ class ServerConnection:
         except ProtocolError:
             self.close(DisconnectReason.PARSE_ERROR)
             return
+        if not self.decoder.awaiting:
+            self._attachments_deadline = None
+        elif self._attachments_deadline is None and now is not None:
+            self._attachments_deadline = now + self.attachments_timeout
         if packet is not None:
             self._on_packet(packet)
 
@@ -231,18 +243,24 @@ class ServerConnection:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` must next be called (``None``: never)."""
-        heap, connect = self._deadlines, self._connect_deadline
+        heap = self._deadlines
         while heap and self._acks.get((heap[0][1], heap[0][2])) != heap[0][0]:
             heapq.heappop(heap)  # answered, or its namespace ended: forget it
-        if not heap or connect is not None and connect < heap[0][0]:
-            return connect
-        return heap[0][0]
+        deadlines = [
+            self._connect_deadline,
+            self._attachments_deadline,
+            heap[0][0] if heap else None,
+        ]
+        return min((t for t in deadlines if t is not None), default=None)
 
     def handle_timeout(self, now: float) -> None:
         """Run what is due: close a connection that never connected, expire ack deadlines."""
         if self._connect_deadline is not None and now >= self._connect_deadline:
             self._connect_deadline = None
             self.close(DisconnectReason.FORCED_CLOSE)  # as lib/client.ts does: conn.close()
+        if self._attachments_deadline is not None and now >= self._attachments_deadline:
+            self._attachments_deadline = None
+            self.close(DisconnectReason.PARSE_ERROR)  # the packet can never be completed
         heap = self._deadlines
         while heap and heap[0][0] <= now:
             deadline, nsp, ack_id = heapq.heappop(heap)
@@ -267,7 +285,7 @@ class ServerConnection:
 
     def _end_all(self, reason: DisconnectReason | str) -> None:
         self.close_reason = reason
-        self._connect_deadline = None
+        self._connect_deadline = self._attachments_deadline = None
         for nsp, state in list(self.states.items()):
             if state is State.CONNECTED:
                 self._leave(nsp, "close", reason)

@@ -174,6 +174,33 @@ def test_binary_event_is_reassembled_before_it_is_an_event() -> None:
     assert conn.events() == [Event("/", "file", [b"\x01\x02"], None)]
 
 
+def test_attachments_never_sent_close_the_connection_at_the_deadline() -> None:
+    """A BINARY_EVENT whose attachments do not all come within attachments_timeout can never be
+    completed: the connection is closed (parse error) instead of holding what came forever."""
+    conn = ServerConnection(0.0, TIMEOUT, attachments_timeout=5.0)
+    conn.receive("0", now=0.0)
+    conn.events()
+    conn.accept("/", "sid-0")
+    conn.receive('52-["file",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]', now=1.0)
+    conn.receive(b"\x01", now=2.0)
+    assert conn.next_deadline() == 6.0  # counted from the header
+    conn.handle_timeout(5.999)
+    assert not conn.closed
+    conn.handle_timeout(6.0)
+    assert conn.close_reason == "parse error"
+    assert conn.events()[-1] == CloseConnection(DisconnectReason.PARSE_ERROR)
+
+
+def test_attachments_that_arrive_clear_their_deadline() -> None:
+    conn = ServerConnection(0.0, connect_timeout=1.0, attachments_timeout=5.0)
+    conn.receive("0", now=0.0)
+    conn.accept("/", "sid-0")  # the connect timeout is cleared
+    conn.receive('51-["file",{"_placeholder":true,"num":0}]', now=1.0)
+    assert conn.next_deadline() == 6.0
+    conn.receive(b"\x01", now=2.0)
+    assert conn.next_deadline() is None
+
+
 def test_acks_are_matched_by_namespace_and_id_once() -> None:
     conn = connected("/", "/b")
     for ack_id in (0, 1, 2):  # the shell numbers them (a namespace counter): 0, 1, 2...
