@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 
 from sio_teach.examples.conformance import socketio_server
+from sio_teach.transports import eio_server
+from sio_teach.transports.eio_server import EngineServer, EngineSocket
 from sio_teach.transports.http import DEFAULT_LIMITS, Limits
 from tests.conftest import HOST, free_port
 from tests.reliability.conftest import RELAXED_HEARTBEAT, App, RawTcp, Serve, until
@@ -261,3 +263,33 @@ async def test_a_post_of_many_packets_is_delivered_whole_and_in_order(eio_echo: 
     await tcp.send(head + body.encode())
     assert (await tcp.read_head())[0] == 200
     assert app.received[sid] == [f"m{i}" for i in range(3_001)]
+
+
+async def test_a_post_of_many_packets_lets_other_work_run_between_slices(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body of many packets (a megabyte of noops, say) is delivered in slices with the event
+    loop free in between, so other clients are not stalled until the last packet: here a callback
+    scheduled by the first message runs before the last slice (slices of 10 packets)."""
+    monkeypatch.setattr(eio_server, "PACKETS_PER_SLICE", 10)
+    seen: list[str | bytes] = []
+
+    def on_connect(sock: EngineSocket) -> None:
+        def on_message(data: str | bytes) -> None:
+            seen.append(data)
+            if data == "m0":
+                asyncio.get_running_loop().call_soon(seen.append, "other work")
+
+        sock.on_message = on_message
+
+    engine = EngineServer(on_connect)
+    live = await serve(engine.routes("/engine.io/"), engines=[engine])
+    sid = await handshake(live.port, "/engine.io/")
+    body = "\x1e".join(f"4m{i}" for i in range(100))
+    tcp = await RawTcp.open(live.port)
+    await tcp.send(
+        post_head(sid, len(body)).replace(b"/socket.io/", b"/engine.io/") + body.encode()
+    )
+    assert (await tcp.read_head())[0] == 200
+    assert [data for data in seen if data != "other work"] == [f"m{i}" for i in range(100)]
+    assert seen.index("other work") <= 10  # right after the first slice, not after the last
