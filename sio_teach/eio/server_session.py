@@ -257,12 +257,16 @@ class ServerSession:
 
     def take_outgoing(self) -> list[Packet]:
         """Everything queued for the client, in order (for a WebSocket: one frame each)."""
-        packets, self._outbox, self._queued = self._outbox, [], 0
+        packets = self._outbox
+        if packets:  # (an empty outbox is handed out as it is: nothing to allocate)
+            self._outbox, self._queued = [], 0
         return packets
 
     def events(self) -> list[Event]:
         """What happened since the last call, in order, for the application."""
-        events, self._events = self._events, []
+        events = self._events
+        if events:
+            self._events = []
         return events
 
     # -- time -------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ class EngineSocket:
     def send(self, data: str | bytes | Packet) -> None:
         """Send one message (its data, or a message :class:`Packet` that a broadcast built once
         for all its recipients). Ignored once the session is closed."""
-        if not self.session.closed:
+        if self.session.state is not State.CLOSED:
             self.session.send(data)
             self.after()
 
@@ -125,21 +125,20 @@ class EngineSocket:
                 self.ws, self.probe = self.probe, None
             else:
                 self.on_close(event.reason)
+        closed = session.state is State.CLOSED
         if self.ws is not None:
             for packet in session.take_outgoing():
                 self.ws.write_packet(packet)
-            if session.closed:
+            if closed:
                 self.ws.close()
         elif self.get_waiter is not None and session.polling_ready():
             if not self.get_waiter.done():
                 self.get_waiter.set_result(None)
         probe = self.probe
-        if probe is not None and (
-            session.closed or probe.probed and session.state is State.POLLING
-        ):
+        if probe is not None and (closed or probe.probed and session.state is State.POLLING):
             probe.close()  # the upgrade timed out, or the session ended, before the `5`
             self.probe = None
-        if session.forgettable:
+        if closed and session.forgettable:
             self.server.sessions.pop(self.sid, None)
         self._arm_timer(session.next_deadline())
 
