@@ -293,3 +293,32 @@ async def test_a_post_of_many_packets_lets_other_work_run_between_slices(
     assert (await tcp.read_head())[0] == 200
     assert [data for data in seen if data != "other work"] == [f"m{i}" for i in range(100)]
     assert seen.index("other work") <= 10  # right after the first slice, not after the last
+
+
+async def test_volatile_packets_are_dropped_while_a_websocket_cannot_write(serve: Serve) -> None:
+    """A Socket.IO client that never reads; the server offers it 40 MB of ``volatile`` events:
+    once its WebSocket has unwritten bytes they are dropped (as in the official server), so the
+    session is neither closed for its backlog nor made to hold what was offered."""
+    app = await serve_app(serve)
+    tcp = await RawTcp.open(app.port)
+    await tcp.send(
+        f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {HOST}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode()
+    )
+    assert (await tcp.read_head())[0] == 101
+    await tcp.send(b"\x81\x82\x00\x00\x00\x0040")  # a masked text frame (zero mask): CONNECT
+    await until(lambda: app.sio.of("/").sockets, what="the socket")
+    (socket,) = app.sio.of("/").sockets.values()
+    eio = socket.conn.eio
+    sent: list[int] = []
+    send = eio.send
+    eio.send = lambda data: (sent.append(1), send(data))  # type: ignore[method-assign]
+    for _ in range(400):  # 40 MB offered, 100 KiB at a time; nothing is read
+        app.sio.volatile.emit("big", "x" * 102_400)
+        await asyncio.sleep(0)
+    assert not eio.session.closed
+    assert len(sent) < 100, (
+        f"{len(sent)} of 400 volatile packets kept for a client that reads nothing"
+    )
+    tcp.close()
