@@ -178,7 +178,11 @@ class Connection:
         self.server = server
         self.eio = eio
         self.loop = tornado.ioloop.IOLoop.current()
-        self.machine = ServerConnection(self.loop.time(), server.connect_timeout)
+        self.machine = ServerConnection(
+            self.loop.time(),
+            server.connect_timeout,
+            max_attachment_bytes=server.engine.config.max_buffer,  # what a client may make us hold
+        )
         self.sockets: dict[str, Socket] = {}
         self._timer: object | None = None
         self._timer_at: float | None = None

@@ -310,8 +310,12 @@ class Decoder:
     (RuntimeError): the connection is to be closed.
     """
 
-    def __init__(self, max_attachments: int = MAX_ATTACHMENTS) -> None:
+    def __init__(
+        self, max_attachments: int = MAX_ATTACHMENTS, max_bytes: int | None = None
+    ) -> None:
         self.max_attachments = max_attachments
+        self.max_bytes = max_bytes  # the attachments of one packet, together (None: no bound)
+        self._bytes = 0
         self._partial: Packet | None = None  # a binary packet whose placeholders await their bytes
         self._expected = 0
         self._buffers: list[bytes] = []
@@ -347,6 +351,9 @@ class Decoder:
                 raise ProtocolError(f"expected a binary message, got {type(data).__name__}")
             if self._partial is None:
                 raise ProtocolError("got binary data when not reconstructing a packet")
+            self._bytes += len(data)
+            if self.max_bytes is not None and self._bytes > self.max_bytes:
+                raise ProtocolError(f"attachments over {self.max_bytes} bytes")
             self._buffers.append(bytes(data))
             if self.awaiting:
                 return None
@@ -357,7 +364,7 @@ class Decoder:
         except ProtocolError:
             self._failed = True
             raise
-        self._partial, self._expected, self._buffers = None, 0, []
+        self._partial, self._expected, self._buffers, self._bytes = None, 0, [], 0
         return packet
 
     def _check_usable(self) -> None:

@@ -114,11 +114,16 @@ class ServerConnection:
     """The Socket.IO state of one Engine.IO connection. Create it when the handshake is done."""
 
     def __init__(
-        self, now: float, connect_timeout: float = 45.0, attachments_timeout: float = 60.0
+        self,
+        now: float,
+        connect_timeout: float = 45.0,
+        attachments_timeout: float = 60.0,
+        max_attachment_bytes: int | None = None,
     ) -> None:
-        self.decoder = Decoder()
+        self.decoder = Decoder(max_bytes=max_attachment_bytes)
         # A binary packet's attachments must all arrive within attachments_timeout of its header
-        # (not in the spec: a bound on what a half-sent BINARY_EVENT holds, up to 10 × maxPayload)
+        # and weigh at most max_attachment_bytes together (not in the spec: bounds on what a
+        # half-sent BINARY_EVENT holds)
         self.attachments_timeout = attachments_timeout
         self._attachments_deadline: float | None = None
         self.states: dict[str, State] = {}  # a namespace not in it is DISCONNECTED

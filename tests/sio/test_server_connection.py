@@ -302,3 +302,26 @@ def test_transitions_table_covers_every_state() -> None:
     sources = {state for state, _ in TRANSITIONS}
     targets = set(TRANSITIONS.values())
     assert sources == targets == set(State)
+
+
+def test_attachments_over_their_byte_bound_close_the_connection() -> None:
+    """Ten attachments of up to maxPayload each could make one packet hold 10 MB: the machine
+    refuses a packet whose attachments together pass max_attachment_bytes (parse error)."""
+    conn = ServerConnection(0.0, TIMEOUT, max_attachment_bytes=10)
+    conn.receive("0", now=0.0)
+    conn.events()
+    conn.accept("/", "sid-0")
+    conn.receive('52-["f",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]', now=0.0)
+    conn.receive(b"\x01" * 6, now=0.0)
+    assert not conn.closed
+    conn.receive(b"\x02" * 5, now=0.0)  # 11 bytes in all
+    assert conn.close_reason == "parse error"
+    # exactly at the bound is fine
+    ok = ServerConnection(0.0, TIMEOUT, max_attachment_bytes=10)
+    ok.receive("0", now=0.0)
+    ok.accept("/", "sid-0")
+    ok.events()
+    ok.receive('52-["f",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]', now=0.0)
+    ok.receive(b"\x01" * 6, now=0.0)
+    ok.receive(b"\x02" * 4, now=0.0)
+    assert ok.events() == [Event("/", "f", [b"\x01" * 6, b"\x02" * 4], None)]
