@@ -11,7 +11,10 @@
     admin = client.socket("/admin")          # a second namespace, same Engine.IO connection
     await admin.connect()
 
-The rules (send buffer, acks, reconnection) live in the pure ``sio.client_connection``; this shell
+``Client(url, retries=3, ack_timeout=0.5)`` delivers each emit at least once: it is sent again
+until the server acknowledges it (socket.io-client's ``retries`` and ``ackTimeout``).
+
+The rules (send buffer, acks, retries, reconnection) live in the pure ``sio.client_connection``; this shell
 opens and closes the :class:`EngineClient` when told, carries packets, arms one timer at
 ``next_deadline()`` and turns the machine's events into handler calls and awaited results.
 """
@@ -59,6 +62,7 @@ class ClientSocket:
         self.handlers: dict[str, Handler] = {}
         self.any_handlers: list[Handler] = []
         self.acks: dict[int, Handler | asyncio.Future[list[Any]]] = {}  # ack id -> who waits
+        self.tickets: dict[int, Handler | asyncio.Future[list[Any]]] = {}  # the same, retries
         self._waiter: asyncio.Future[None] | None = None  # the pending connect()
         self._state = manager.machine.namespace(nsp, auth)  # read-only views below
 
@@ -146,8 +150,9 @@ class ClientSocket:
         ack_id = self.manager.machine.emit(
             self.nsp, event, args, now, ack=waiter is not None, timeout=timeout, volatile=volatile
         )
-        if ack_id is not None:
-            self.acks[ack_id] = waiter
+        if ack_id is not None and waiter is not None:
+            queued = self.manager.machine.retries and not volatile
+            (self.tickets if queued else self.acks)[ack_id] = waiter
         self.manager._after()
         return ack_id
 
@@ -171,9 +176,14 @@ class ClientSocket:
         else:
             answer(result)
 
-    def _on_ack(self, event: sio.AckReceived | sio.AckTimedOut) -> None:
-        waiter = self.acks.pop(event.ack_id, None)
-        if not isinstance(event, sio.AckReceived):
+    def _on_ack(
+        self, event: sio.AckReceived | sio.AckTimedOut | sio.Delivered | sio.Undelivered
+    ) -> None:
+        if isinstance(event, sio.Delivered | sio.Undelivered):
+            waiter = self.tickets.pop(event.ticket, None)
+        else:
+            waiter = self.acks.pop(event.ack_id, None)
+        if isinstance(event, sio.AckTimedOut | sio.Undelivered):
             settle(waiter, AckTimeoutError())
         elif isinstance(waiter, asyncio.Future):
             settle(waiter, event.args)
@@ -197,12 +207,16 @@ class Client(ClientSocket):
         reconnection_attempts: float = math.inf,
         backoff: Backoff = Backoff(),  # noqa: B008  (frozen: one instance serves all)
         rand: Callable[[], float] = random.random,
+        retries: int = 0,
+        ack_timeout: float | None = None,
     ) -> None:
         self.machine = sio.ClientConnection(
             random=rand,
             reconnection=reconnection,
             reconnection_attempts=reconnection_attempts,
             backoff=backoff,
+            retries=retries,
+            ack_timeout=ack_timeout,
         )
         super().__init__(self, "/", auth)
         self.url = url
@@ -285,7 +299,12 @@ class Client(ClientSocket):
         match event:
             case sio.EventReceived(nsp=nsp):
                 self.sockets[nsp]._on_event(event)
-            case sio.AckReceived(nsp=nsp) | sio.AckTimedOut(nsp=nsp):
+            case (
+                sio.AckReceived(nsp=nsp)
+                | sio.AckTimedOut(nsp=nsp)
+                | sio.Delivered(nsp=nsp)
+                | sio.Undelivered(nsp=nsp)
+            ):
                 self.sockets[nsp]._on_ack(event)
             case sio.Connected(nsp=nsp):
                 socket = self.sockets[nsp]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 
 import tornado.web
@@ -87,6 +88,21 @@ def socketio_server(**options: object) -> Server:
     sio = Server(connect_timeout=1.0, **{**SETTINGS, **options})  # type: ignore[arg-type]
     for namespace in ("/", "/custom"):
         register(sio, namespace)
+    seen: set[str] = set()  # the first arguments of "flaky" seen so far
+
+    @sio.on("flaky")
+    def flaky(socket: Socket, *args: object) -> tuple | None:
+        """For clients with ``retries``: the first arrival of each distinct first argument gets
+        no ACK (as if lost); every later one is acknowledged with the same arguments. The
+        application de-duplicates by that argument: a retrying client may deliver twice."""
+        key = json.dumps(args[0] if args else None, sort_keys=True, default=repr)
+        if key not in seen:
+            if len(seen) >= 10_000:  # a bound, for a test app facing anyone
+                seen.clear()
+            seen.add(key)
+            return None
+        return args
+
     return sio
 
 

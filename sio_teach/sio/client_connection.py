@@ -12,12 +12,17 @@ carries the packets (:meth:`~ClientConnection.take_outgoing`) and arms one timer
   order right after the CONNECT reply, before ``connect`` fires; ``volatile`` events are dropped.
 * **Acks**: ids count from 0 per namespace; an ack timeout, like an unanswered CONNECT, expires
   in :meth:`~ClientConnection.handle_timeout`.
+* **Retries** (socket.io-client 4.6 ``retries``, ``ackTimeout``): every emit but a volatile one
+  joins a queue; one packet at a time is in flight (so order is kept), sent with an ack request,
+  and sent again (with a new ack id) when its ack does not come within ``ack_timeout``, up to
+  ``retries`` more times: at-least-once delivery. The server may see a packet twice.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -83,6 +88,20 @@ class Namespace:
     next_ack: int = 0
     acks: set[int] = field(default_factory=set)  # ack ids still awaited
     connect_deadline: float | None = None
+    queue: deque[Queued] = field(default_factory=deque)  # with retries: emits not yet acked
+    queue_acks: dict[int, Queued] = field(default_factory=dict)  # ack id of each try -> emit
+
+
+@dataclass(slots=True, eq=False)
+class Queued:
+    """An emit of a client with ``retries``: sent, and sent again, until the server acks it."""
+
+    ticket: int  # how the application knows it (Delivered, Undelivered)
+    name: str
+    args: tuple[Any, ...]
+    timeout: float | None  # for each try
+    tries: int = 0
+    pending: bool = False  # a try is in flight
 
 
 # -- what happens (events out) ------------------------------------------------------------------
@@ -143,6 +162,23 @@ class AckTimedOut:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivered:
+    """A queued emit (``retries``) was acknowledged, on one of its tries."""
+
+    nsp: str
+    ticket: int
+    args: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """A queued emit got no ack in ``retries + 1`` tries: it is dropped."""
+
+    nsp: str
+    ticket: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReconnectAttempt:
     attempt: int
 
@@ -165,7 +201,8 @@ class ReconnectFailed:
 
 Event = (
     OpenTransport | CloseTransport | Connected | ConnectFailed | Disconnected | EventReceived
-    | AckReceived | AckTimedOut | ReconnectAttempt | ReconnectError | Reconnected | ReconnectFailed
+    | AckReceived | AckTimedOut | Delivered | Undelivered | ReconnectAttempt | ReconnectError
+    | Reconnected | ReconnectFailed
 )  # fmt: skip
 
 
@@ -179,8 +216,13 @@ class ClientConnection:
         reconnection: bool = True,
         reconnection_attempts: float = math.inf,
         backoff: Backoff = Backoff(),  # noqa: B008  (frozen: one instance serves all)
+        retries: int = 0,
+        ack_timeout: float | None = None,
     ) -> None:
         self.state = State.DISCONNECTED
+        self.retries = retries  # > 0: every emit but a volatile one goes through the queue
+        self.ack_timeout = ack_timeout  # the default timeout of an ack (each try's, with retries)
+        self._tickets = 0
         self.namespaces: dict[str, Namespace] = {}
         self.random = random
         self.reconnection = reconnection
@@ -235,8 +277,17 @@ class ClientConnection:
         volatile: bool = False,
     ) -> int | None:
         """Send EVENT ``name(*args)``, or buffer it while ``nsp`` is not connected (drop it if
-        ``volatile``). With ``ack``, returns the ack id (AckTimedOut after ``timeout`` s)."""
+        ``volatile``). With ``ack``, returns the ack id (AckTimedOut after ``timeout`` s). With
+        ``retries``, a non-volatile emit joins the queue: returns its ticket (Delivered or
+        Undelivered will tell)."""
         ns = self.namespace(nsp)
+        if timeout is None:
+            timeout = self.ack_timeout
+        if self.retries and not volatile:
+            ticket, self._tickets = self._tickets, self._tickets + 1
+            ns.queue.append(Queued(ticket, name, args, timeout))
+            self._drain(ns, now)
+            return ticket
         ack_id = None
         if ack:
             ack_id = ns.next_ack
@@ -327,6 +378,8 @@ class ClientConnection:
         elif kind is PacketType.ACK and packet.id in ns.acks:
             ns.acks.discard(packet.id)  # type: ignore[arg-type]
             self._events.append(AckReceived(ns.nsp, packet.id, packet.data))  # type: ignore[arg-type]
+        elif kind is PacketType.ACK and packet.id in ns.queue_acks:
+            self._queue_answer(ns, ns.queue_acks.pop(packet.id), packet.data, now)  # type: ignore[arg-type]
         elif (ns.state, kind.name) in NSP_TRANSITIONS:
             ns.state = NSP_TRANSITIONS[(ns.state, kind.name)]
             ns.connect_deadline = None
@@ -337,6 +390,7 @@ class ClientConnection:
                 ns.pid = pid
                 self._outbox.extend(ns.buffer)  # the buffer first, in order (socket.ts onconnect)
                 ns.buffer.clear()
+                self._drain(ns, now, force=True)  # the queue's head goes (again)
                 self._events.append(Connected(ns.nsp, ns.sid, ns.recovered))
             elif kind is PacketType.CONNECT_ERROR:
                 self._events.append(ConnectFailed(ns.nsp, packet.data))
@@ -376,11 +430,43 @@ class ClientConnection:
                 self._events.append(ConnectFailed(ns.nsp, {"message": "timeout"}))
         while self._ack_deadlines and self._ack_deadlines[0][0] <= now:
             _, nsp, ack_id = heapq.heappop(self._ack_deadlines)
-            if ack_id in self.namespaces[nsp].acks:  # not answered yet
-                self.namespaces[nsp].acks.discard(ack_id)
+            ns = self.namespaces[nsp]
+            if ack_id in ns.acks:  # not answered yet
+                ns.acks.discard(ack_id)
                 self._events.append(AckTimedOut(nsp, ack_id))
+            elif ack_id in ns.queue_acks:  # a try of a queued emit: maybe send it again
+                self._queue_answer(ns, ns.queue_acks.pop(ack_id), None, now)
 
     # -- rules -------------------------------------------------------------------------------
+
+    def _drain(self, ns: Namespace, now: float, force: bool = False) -> None:
+        """Send the head of the queue, unless a try of it is in flight (socket.ts _drainQueue)."""
+        if ns.state is not NspState.CONNECTED or not ns.queue:
+            return
+        head = ns.queue[0]
+        if head.pending and not force:
+            return
+        head.pending, head.tries = True, head.tries + 1
+        ack_id, ns.next_ack = ns.next_ack, ns.next_ack + 1
+        ns.queue_acks[ack_id] = head
+        if head.timeout is not None:
+            heapq.heappush(self._ack_deadlines, (now + head.timeout, ns.nsp, ack_id))
+        self._outbox.append(Packet.event(ns.nsp, head.name, *head.args, id=ack_id))
+
+    def _queue_answer(
+        self, ns: Namespace, item: Queued, args: list[Any] | None, now: float
+    ) -> None:
+        """A try of ``item`` was acked (``args``) or timed out (``None``)."""
+        if not ns.queue or ns.queue[0] is not item:
+            return  # an earlier try of an emit already acknowledged
+        if args is not None or item.tries > self.retries:
+            ns.queue.popleft()
+            for ack_id in [k for k, queued in ns.queue_acks.items() if queued is item]:
+                del ns.queue_acks[ack_id]  # its other tries: their answers are ignored
+            event = Undelivered(ns.nsp, item.ticket) if args is None else None
+            self._events.append(event or Delivered(ns.nsp, item.ticket, args or []))
+        item.pending = False
+        self._drain(ns, now)
 
     def _send_connect(self, ns: Namespace) -> None:
         auth = ns.auth

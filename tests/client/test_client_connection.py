@@ -26,6 +26,7 @@ from sio_teach.sio.client_connection import (
     CloseTransport,
     Connected,
     ConnectFailed,
+    Delivered,
     Disconnected,
     EventReceived,
     NspState,
@@ -35,6 +36,7 @@ from sio_teach.sio.client_connection import (
     ReconnectError,
     ReconnectFailed,
     State,
+    Undelivered,
 )
 from sio_teach.sio.packet import encode
 
@@ -414,3 +416,89 @@ def test_paired_with_the_engine_io_session_on_a_fake_clock(seed: int) -> None:
     assert connection.events() == [Disconnected("/", DisconnectReason.PING_TIMEOUT)]
     delay = BACKOFF.duration(0, random.Random(seed).random())
     assert connection.next_deadline() == pytest.approx(deadline + delay)  # type: ignore[operator]
+
+
+# -- retries: at-least-once delivery (socket.io-client 4.6 `retries`, `ackTimeout`) -----------
+
+
+def test_with_retries_one_emit_at_a_time_each_with_an_ack_request() -> None:
+    c = connected(retries=2, ack_timeout=0.5)
+    first = c.emit("/", "a", (1,), 0.0)
+    second = c.emit("/", "b", (2,), 0.0)
+    assert (first, second) == (0, 1)  # tickets
+    assert wire(c) == ['20["a",1]']  # the second waits: order is kept
+    c.receive("30[]", 0.1)
+    assert c.events() == [Delivered("/", 0, [])]
+    assert wire(c) == ['21["b",2]']
+    c.receive('31["ok"]', 0.2)
+    assert c.events() == [Delivered("/", 1, ["ok"])]
+    assert wire(c) == []
+
+
+def test_an_emit_without_ack_is_sent_again_with_a_new_ack_id_then_given_up() -> None:
+    c = connected(retries=2, ack_timeout=0.5)
+    c.emit("/", "a", (1,), 0.0)
+    assert wire(c) == ['20["a",1]'] and c.next_deadline() == 0.5
+    c.handle_timeout(0.5)
+    assert wire(c) == ['21["a",1]'] and c.events() == []  # try 2
+    c.handle_timeout(1.0)
+    assert wire(c) == ['22["a",1]']  # try 3 = 1 + retries
+    c.handle_timeout(1.5)
+    assert c.events() == [Undelivered("/", 0)]
+    assert wire(c) == [] and c.next_deadline() is None
+    c.receive("30[]", 1.6)  # a late answer to a try of an emit given up: ignored
+    assert c.events() == []
+
+
+def test_a_timed_out_try_is_forgotten_but_a_try_still_awaited_counts() -> None:
+    """As socket.ts: a try whose ack timed out is forgotten (its late answer is ignored); a try
+    still awaited when the head is sent again (after a reconnection) counts if it answers first,
+    and then the other try's answer is ignored."""
+    c = connected(retries=3, ack_timeout=5.0)
+    c.emit("/", "a", (), 0.0)
+    c.handle_timeout(5.0)
+    assert wire(c) == ['20["a"]', '21["a"]']
+    c.receive("30[]", 5.1)  # the timed-out first try: ignored
+    assert c.events() == [] and wire(c) == []
+    c.lost("transport close", 5.2)  # try 2 is still awaited (until 10.0)…
+    c.events()
+    assert c.reconnect_at is not None and c.reconnect_at < 10.0
+    c.handle_timeout(c.reconnect_at)
+    c.opened(c.reconnect_at)
+    assert wire(c) == ["0"]
+    c.receive('0{"sid":"s2"}', 7.0)
+    assert wire(c) == ['22["a"]']  # …and the head is sent again at once: try 3
+    c.receive("31[]", 7.5)  # try 2 answers first: delivered
+    assert Delivered("/", 0, []) in c.events()
+    c.receive("32[]", 7.6)  # try 3's answer: already acknowledged
+    assert c.events() == []
+
+
+def test_the_queue_waits_while_disconnected_and_resends_its_head_on_connect() -> None:
+    c = connected(retries=1, ack_timeout=10.0)
+    c.emit("/", "a", (), 0.0)
+    assert wire(c) == ['20["a"]']
+    c.lost("transport close", 1.0)
+    c.emit("/", "b", (), 1.0)
+    assert wire(c) == []  # nothing leaves while disconnected
+    c.events()
+    c.handle_timeout(c.next_deadline())  # the reconnection attempt
+    c.opened(3.0)
+    c.receive('0{"sid":"s2"}', 3.0)
+    assert wire(c) == ["0", '21["a"]']  # the head again (force), "b" after it
+    c.receive("31[]", 3.1)
+    assert wire(c) == ['22["b"]']
+
+
+def test_volatile_emits_bypass_the_queue() -> None:
+    c = connected(retries=2, ack_timeout=0.5)
+    c.emit("/", "a", (), 0.0)
+    assert c.emit("/", "v", (), 0.0, volatile=True) is None
+    assert wire(c) == ['20["a"]', '2["v"]']
+
+
+def test_ack_timeout_is_the_default_timeout_of_every_ack() -> None:
+    c = connected(ack_timeout=0.5)  # no retries: acks as usual, with a default timeout
+    ack_id = c.emit("/", "a", (), 0.0, ack=True)
+    c.handle_timeout(0.5)
+    assert c.events() == [AckTimedOut("/", ack_id)]

@@ -453,3 +453,34 @@ async def test_emit_with_ack_times_out_while_the_server_is_gone(
     with pytest.raises(AckTimeoutError):
         await asyncio.wait_for(client.emit_with_ack("echo-ack", "x", timeout=0.2), TIMEOUT)
     assert events.count("reconnect_attempt") == 0  # reconnection=False
+
+
+# -- retries: at-least-once delivery --------------------------------------------------------
+
+
+async def test_retries_deliver_through_a_lost_first_arrival(
+    node_sio: Any, make_client: Any, mode: str
+) -> None:
+    """``Client(retries=3, ack_timeout=0.5)`` against the official server, whose ``flaky``
+    handler ignores the first arrival of each argument: every emit is acknowledged in the end,
+    in order; the server sees each twice (at-least-once: the application de-duplicates)."""
+    server = await node_sio()
+    client, _ = await connected_client(make_client, server, mode, retries=3, ack_timeout=0.5)
+    answers = await asyncio.wait_for(
+        asyncio.gather(*(client.emit_with_ack("flaky", f"m{i}") for i in range(3))), TIMEOUT
+    )
+    assert answers == ["m0", "m1", "m2"]
+    await server.wait_for("event", count=6, name="flaky")
+    arrivals = [r["args"][0] for r in server.find("event", name="flaky")]
+    assert arrivals == ["m0", "m0", "m1", "m1", "m2", "m2"]  # one in flight at a time
+
+
+async def test_retries_give_up_after_retries_plus_one_tries(
+    node_sio: Any, make_client: Any
+) -> None:
+    server = await node_sio()
+    client, _ = await connected_client(make_client, server, "websocket", retries=1, ack_timeout=0.3)
+    with pytest.raises(AckTimeoutError):  # "echo" never acks
+        await asyncio.wait_for(client.emit_with_ack("echo", "x"), TIMEOUT)
+    await server.wait_for("event", count=2, name="echo")
+    assert await client.emit_with_ack("echo-ack", "after") == "after"  # the queue goes on

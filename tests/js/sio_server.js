@@ -14,6 +14,8 @@
 //   "ask" q           socket.timeout(2000).emitWithAck("question", q), then reports the value
 //                     and emits "answer-received" with it
 //   "disconnect-me"   socket.disconnect() (a server-side namespace disconnect)
+//   "flaky" a ...     ignores the first arrival of each distinct first argument (no ack), then
+//                     acknowledges every later arrival with the same args (for clients with retries)
 //
 // stdout is one JSON object per line (the test reads them). Binary values are shown as
 // {"$binary": "<base64>"} wherever they occur.
@@ -136,6 +138,16 @@ function setUp(nsp) {
       }
     });
 
+    socket.on("flaky", (...rest) => {
+      const cb = rest.pop();
+      const key = JSON.stringify(rest[0]);
+      if (!seenFlaky.has(key)) {
+        seenFlaky.add(key);
+        return; // the first arrival is "lost": no ack
+      }
+      if (typeof cb === "function") cb(...rest);
+    });
+
     socket.on("disconnect-me", () => {
       socket.disconnect();
     });
@@ -146,6 +158,7 @@ function setUp(nsp) {
   });
 }
 
+const seenFlaky = new Set();
 setUp(io.of("/"));
 setUp(io.of("/admin"));
 

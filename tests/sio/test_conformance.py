@@ -195,6 +195,21 @@ async def test_message_with_ack(
     assert await c.sync() == []
 
 
+async def test_flaky_ignores_the_first_arrival_of_each_argument(
+    raw: RawFactory, conformance: ConformanceApp, transport: str
+) -> None:
+    """For clients with ``retries`` (conformance section 4): the first ``flaky`` of an argument
+    gets no ACK, a later one with the same argument does; another argument starts over."""
+    c = await client(raw, conformance, transport, "/", "/custom")
+    tag = f"{transport}-{time.monotonic_ns()}"  # the app remembers arguments for its lifetime
+    await c.send(f'21["flaky","{tag}"]')
+    assert await c.sync() == []  # "lost"
+    await c.send(f'22["flaky","{tag}"]')
+    assert await c.recv() == f'32["{tag}"]'
+    await c.send(f'23["flaky","{tag}-other"]')
+    assert await c.sync() == []
+
+
 async def test_message_with_ack_binary(
     raw: RawFactory, conformance: ConformanceApp, transport: str
 ) -> None:
