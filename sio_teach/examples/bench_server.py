@@ -24,7 +24,7 @@ from typing import Any
 
 import tornado.web
 
-from sio_teach.examples import stop_on_signals
+from sio_teach.examples import run, stop_on_signals
 from sio_teach.server import Server, Socket
 from sio_teach.transports.http import listen
 
@@ -83,9 +83,10 @@ def main() -> None:
     parser.add_argument("--ping-timeout", type=float, default=20.0, help="seconds")
     parser.add_argument("--max-payload", type=int, default=1_000_000, help="bytes")
     parser.add_argument("--adapter", help="redis://HOST:PORT (default: in-memory, one node)")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
-    asyncio.run(
+    run(
         serve(
             args.port,
             args.host,
@@ -93,7 +94,8 @@ def main() -> None:
             ping_timeout=args.ping_timeout,
             max_payload=args.max_payload,
             adapter=args.adapter,
-        )
+        ),
+        uvloop=args.uvloop,
     )
 
 

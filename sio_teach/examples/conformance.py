@@ -20,7 +20,7 @@ import logging
 
 import tornado.web
 
-from sio_teach.examples import stop_on_signals
+from sio_teach.examples import run, stop_on_signals
 from sio_teach.server import Server, Socket
 from sio_teach.transports.eio_server import EngineServer, EngineSocket
 from sio_teach.transports.http import listen
@@ -137,9 +137,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--adapter", help="redis://HOST:PORT (default: in-memory, one node)")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
-    asyncio.run(serve(args.port, args.host, args.adapter))
+    run(serve(args.port, args.host, args.adapter), uvloop=args.uvloop)
 
 
 if __name__ == "__main__":

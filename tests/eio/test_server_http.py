@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pathlib
 import signal
 import subprocess
 import sys
@@ -761,7 +762,9 @@ async def test_close_all_answers_pending_gets_and_closes_websockets(
 # -- the conformance app in a subprocess --------------------------------------------------
 
 
-async def test_conformance_app_subprocess(http: Http, ws_connect: Any) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_conformance_app_subprocess(http: Http, ws_connect: Any, loop: str) -> None:
+    """The conformance app as the test-suites start it; ``--uvloop`` runs it on uvloop's loop."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -769,6 +772,7 @@ async def test_conformance_app_subprocess(http: Http, ws_connect: Any) -> None:
         "sio_teach.examples.conformance",
         "--port",
         str(port),
+        *(["--uvloop"] if loop == "uvloop" else []),
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -805,6 +809,9 @@ async def test_conformance_app_subprocess(http: Http, ws_connect: Any) -> None:
         assert json.loads((await recv(ws))[1:])["upgrades"] == []
         await ws.write_message("4ws hello")
         assert await recv(ws) == "4ws hello"
+        maps = pathlib.Path(f"/proc/{proc.pid}/maps")
+        if maps.exists():  # which event loop serves: uvloop's extension is loaded, or not
+            assert ("uvloop" in maps.read_text()) == (loop == "uvloop")
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 5.0)
         assert proc.returncode == 0, (await proc.stderr.read()).decode()
