@@ -34,7 +34,7 @@ import tornado.ioloop
 from sio_teach.errors import AckTimeoutError, ConnectError
 from sio_teach.sio import client_connection as sio
 from sio_teach.sio.backoff import Backoff
-from sio_teach.sio.packet import Packet, encode
+from sio_teach.sio.packet import Packet, PacketType, encode
 from sio_teach.tasks import spawn
 from sio_teach.trace import Tracer
 from sio_teach.transports.eio_client import EngineClient
@@ -61,6 +61,7 @@ class ClientSocket:
         self.nsp = nsp
         self.handlers: dict[str, Handler] = {}
         self.any_handlers: list[Handler] = []
+        self.any_outgoing: list[Handler] = []
         self.acks: dict[int, Handler | asyncio.Future[list[Any]]] = {}  # ack id -> who waits
         self.tickets: dict[int, Handler | asyncio.Future[list[Any]]] = {}  # the same, retries
         self._waiter: asyncio.Future[None] | None = None  # the pending connect()
@@ -95,6 +96,12 @@ class ClientSocket:
     def on_any(self, handler: Handler) -> Handler:
         """A catch-all: ``handler(event, *args)`` for every incoming event."""
         self.any_handlers.append(handler)
+        return handler
+
+    def on_any_outgoing(self, handler: Handler) -> Handler:
+        """``handler(event, *args)`` for every event as it leaves (a buffered one when the
+        namespace connects; a retried one at each try), as socket.io-client's ``onAnyOutgoing``."""
+        self.any_outgoing.append(handler)
         return handler
 
     def _fire(self, event: str, *args: Any) -> Any:
@@ -290,6 +297,13 @@ class Client(ClientSocket):
 
     def _send(self, packet: Packet) -> None:
         if self.engine is not None and not self.engine.session.closed:
+            socket = self.sockets.get(packet.nsp)
+            if socket is not None and socket.any_outgoing and packet.type is PacketType.EVENT:
+                for listener in socket.any_outgoing:
+                    try:
+                        listener(*packet.data)
+                    except Exception:
+                        log.exception("outgoing listener failed")
             text, attachments = encode(packet)
             self.engine.send(text)
             for attachment in attachments:

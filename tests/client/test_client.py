@@ -377,3 +377,24 @@ async def test_the_trace_shows_both_layers(our_sio: Any, make_client: Any, mode:
     }
     assert {r.transport for r in records} <= expected_transports[mode]
     assert {r.transport for r in records if r.layer == "sio"} & expected_transports[mode]
+
+
+async def test_retries_against_our_flaky_handler_with_outgoing_listener(
+    our_sio: Any, make_client: Any, mode: str
+) -> None:
+    """Our client with ``retries`` against our conformance app: ``flaky`` drops the first arrival
+    of each argument, so each emit is sent twice (``on_any_outgoing`` sees both tries), the server
+    receives it twice, and the client gets one answer, in order."""
+    server = await our_sio()
+    client = make_client(server.url, transports=MODES[mode], retries=2, ack_timeout=0.3)
+    outgoing: list[tuple[Any, ...]] = []
+    client.on_any_outgoing(lambda *event: outgoing.append(event))
+    await connect(client)
+    tag = f"{mode}-{time.monotonic_ns()}"
+    answers = await asyncio.wait_for(
+        asyncio.gather(*(client.emit_with_ack("flaky", f"{tag}-{i}") for i in range(2))), TIMEOUT
+    )
+    assert answers == [f"{tag}-0", f"{tag}-1"]
+    flaky = [args[0] for nsp, event, args in server.received if event == "flaky"]
+    assert flaky == [f"{tag}-0", f"{tag}-0", f"{tag}-1", f"{tag}-1"]
+    assert [e for e in outgoing if e[0] == "flaky"] == [("flaky", a) for a in flaky]
