@@ -4,6 +4,7 @@
   defined in it: `eio/requests.py` `check_request`, `ServerSession.handle_timeout`. Each file must
   exist under ``sio_teach/``, each first name must be defined at the top level of that file, and
   the rest of a dotted name must resolve on it with ``getattr`` (``Class.method``, inherited too).
+  In the prose, each `Class.attribute` whose class is defined in sio_teach/ must exist.
 * Every module of ``sio_teach/`` (and every package directory) is named in the README's Layout
   table or in ARCHITECTURE.md.
 * ``tools/core_lines.py`` counts what it says it counts.
@@ -130,6 +131,37 @@ def test_the_rules_table_is_there_and_checked() -> None:
     rows = where_cells(rules)
     assert 25 <= len(rows) <= 40, len(rows)
     assert all(references(cell) for _, cell in rows)
+
+
+def classes() -> dict[str, list[str]]:
+    """Where each class of sio_teach/ is defined: class name -> the modules (dotted names)."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        dotted = path.relative_to(PACKAGE).as_posix().removesuffix(".py").replace("/", ".")
+        dotted = "sio_teach" + ("." + dotted if dotted != "__init__" else "")
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef):
+                found.setdefault(node.name, []).append(dotted.removesuffix(".__init__"))
+    return found
+
+
+def test_every_method_named_in_the_prose_exists() -> None:
+    """Outside the tables too: each `Class.attribute` whose class is one of ours must exist
+    (`IOLoop.call_at` is Tornado's: not checked)."""
+    ours = classes()
+    missing = []
+    for token in re.findall(r"`([A-Z]\w*(?:\.\w+)+)(?:\(\))?`", ARCHITECTURE.read_text()):
+        first, *rest = token.split(".")
+        candidates = [getattr(importlib.import_module(m), first) for m in ours.get(first, [])]
+        for value in candidates:
+            for part in rest:
+                value = getattr(value, part, None)
+            if value is not None:
+                break
+        else:
+            if candidates:
+                missing.append(token)
+    assert not missing, f"ARCHITECTURE.md names what no class of sio_teach has: {missing}"
 
 
 @pytest.mark.parametrize(
