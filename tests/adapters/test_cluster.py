@@ -1,15 +1,47 @@
 """Two Python nodes and one Node.js node (official socket.io + @socket.io/redis-adapter) on one
-Redis: every cluster-wide operation, started from either kind of node, reaches every node."""
+Redis: every cluster-wide operation, started from either kind of node, reaches every node.
+
+No test sleeps for a fixed time. A test waits for a state (:func:`wait_room`) or for a counted
+number of events. To prove that nothing *else* arrives (no duplicate, nothing for a client outside
+a room), each sender then emits a marker (:func:`markers`) down the same path — client, its node,
+Redis, the other nodes — and the test waits for the markers: whatever was sent before a marker
+would have arrived before it."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from typing import Any
 
 from tests.adapters.conftest import WAIT, Recorder
 
 Cluster = tuple[list[Any], list[Recorder]]  # (nodes: PyNode | url of the Node.js node, clients)
+
+
+async def wait_room(node: Any, room: str, size: int) -> None:
+    """Wait until exactly ``size`` sockets of the cluster are in ``room``: asked through ``node``
+    (``fetch_sockets``: every node answers), again until the answer is right."""
+    async with asyncio.timeout(WAIT):
+        while len(await node.sio.in_(room).fetch_sockets()) != size:
+            await asyncio.sleep(0.01)
+
+
+_MARKERS = itertools.count()
+
+
+async def markers(senders: list[Recorder], receivers: list[Recorder]) -> None:
+    """Each sender emits ``chat("marker", name, n)`` (its node sends it to every client of the
+    cluster; ``n`` new at each call); wait until every receiver has every sender's marker.
+    Anything a sender caused before its marker has arrived by then."""
+    n = next(_MARKERS)
+    for sender in senders:
+        sender.client.emit("chat", "marker", sender.name, n)
+    expected = {("marker", sender.name, n) for sender in senders}
+    for rec in receivers:
+        async with asyncio.timeout(WAIT):
+            while not expected <= set(rec.got("chat")):
+                await asyncio.sleep(0.01)
 
 
 async def cluster(redis_server: Any, py_node: Any, js_node: Any, client: Any, per_node: int = 1):
@@ -34,9 +66,9 @@ async def test_broadcast_from_every_node_reaches_every_client_once_in_order(
     expected = 20 * len(senders)
     for rec in clients:
         await rec.wait("chat", expected)
-    await asyncio.sleep(0.1)  # a duplicate would arrive meanwhile
+    await markers(senders, clients)  # a duplicate would arrive before the markers
     for rec in clients:
-        got = rec.got("chat")
+        got = [args for args in rec.got("chat") if args[0] != "marker"]
         assert len(got) == expected, f"{rec.name} got {len(got)} messages: {got}"  # exactly once
         for sender in senders:
             assert [i for name, i in got if name == sender.name] == list(range(20)), rec.name
@@ -57,7 +89,7 @@ async def test_rooms_and_except_across_nodes(
         await rec.wait("room", 3)
     for rec in others:
         await rec.wait("room", 3)
-    await asyncio.sleep(0.1)  # nothing else may come
+    await markers(others, clients)  # nothing else may come: not before the markers
     for rec in members:
         assert sorted(a[0] for a in rec.got("room")) == [f"to red from {s.name}" for s in others]
     for rec in others:
@@ -70,7 +102,7 @@ async def test_rooms_and_except_across_nodes(
     others[0].client.emit("to-room", "red", "again")
     await members[0].wait("room", 4)
     await members[1].wait("room", 4)
-    await asyncio.sleep(0.1)
+    await markers(others[:1], [members[2]])  # "again" would have reached it before the marker
     assert len(members[2].got("room")) == 3
 
 
@@ -119,28 +151,33 @@ async def test_sockets_join_and_disconnect_sockets_across_nodes(
     for rec in clients:
         await rec.call("join", "all")
     a.sio.in_("all").sockets_join("blue")  # from a Python node
-    await asyncio.sleep(0.1)
+    await wait_room(a, "blue", 3)  # every node has applied it
     clients[2].client.emit("to-room", "blue", "blue 1")  # sent from the Node.js node
     for rec in clients:
         assert await rec.wait("room", 1) == [("blue 1",)]
     await clients[0].call("sockets-join", "all", "green")  # through node A's handler
     await clients[2].call("sockets-join", "all", "pink")  # io.in("all").socketsJoin on Node.js
-    await asyncio.sleep(0.1)
+    await wait_room(a, "green", 3)
+    await wait_room(a, "pink", 3)
     clients[1].client.emit("to-room", "pink", "pink 1")
     clients[1].client.emit("to-room", "green", "green 1")
     for rec in clients:
         assert await rec.wait("room", 3) == [("blue 1",), ("pink 1",), ("green 1",)]
 
     a.sio.in_("blue").sockets_leave("blue")
-    await asyncio.sleep(0.1)
+    await wait_room(a, "blue", 0)
     clients[2].client.emit("to-room", "blue", "nobody")
-    await asyncio.sleep(0.2)
+    await markers(clients[2:3], clients)  # "nobody" would have arrived before the marker
     assert all(len(rec.got("room")) == 3 for rec in clients)
 
+    gone = [asyncio.Event() for _ in clients]
+    for rec, event in zip(clients, gone, strict=True):
+        rec.client.on("disconnect", lambda reason, event=event: event.set())
     a.sio.disconnect_sockets()
     async with asyncio.timeout(WAIT):
-        while any(rec.client.connected for rec in clients):
-            await asyncio.sleep(0.02)
+        for event in gone:
+            await event.wait()
+    assert not any(rec.client.connected for rec in clients)
 
 
 async def test_server_side_emit_across_nodes(
@@ -148,11 +185,15 @@ async def test_server_side_emit_across_nodes(
 ) -> None:
     a, b, _, clients = await cluster(redis_server, py_node, js_node, client)
     heard: list[tuple[Any, ...]] = []
-    b.sio.on_server_side("news", lambda *args: heard.append(args))
+    arrived = asyncio.Event()
+
+    def on_news(*args: Any) -> None:
+        heard.append(args)
+        arrived.set()
+
+    b.sio.on_server_side("news", on_news)
     a.sio.server_side_emit("news", 1, {"x": [2]})  # without ack
-    async with asyncio.timeout(WAIT):
-        while not heard:
-            await asyncio.sleep(0.01)
+    await asyncio.wait_for(arrived.wait(), WAIT)
     assert heard == [(1, {"x": [2]})]
 
     # with acks: one reply per *other* server, from both kinds
