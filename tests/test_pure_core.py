@@ -1,7 +1,7 @@
 """The protocol cores (``sio_teach/eio``, ``sio_teach/sio``) stay pure: no I/O, no clock, no loop.
 
-DESIGN.md: "eio/, sio/: pure. No tornado, asyncio, time, socket, redis imports (a test can check
-this by scanning imports)". Time is passed in, deadlines are returned, bytes go in and come out.
+ARCHITECTURE.md: the cores import no tornado, asyncio, time, socket or redis — this test scans
+their imports. Time is passed in, deadlines are returned, bytes go in and come out.
 """
 
 from __future__ import annotations

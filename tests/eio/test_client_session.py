@@ -69,7 +69,7 @@ def message(text: str) -> Packet:
 
 
 def test_client_session_does_no_io() -> None:
-    """DESIGN.md: eio/ never imports tornado, asyncio, time, socket (time is passed in)."""
+    """ARCHITECTURE.md: eio/ never imports tornado, asyncio, time, socket (time is passed in)."""
     tree = ast.parse(Path(client_session.__file__).read_text())
     imported = set()
     for node in ast.walk(tree):

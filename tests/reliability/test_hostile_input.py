@@ -1,6 +1,6 @@
 """Hostile input and resource limits, against the conformance app over HTTP long-polling and WebSocket.
 
-What every test asks (CONFORMANCE_APP.md 2.3, EIOP README): a request or packet the server cannot
+What every test asks (the conformance app's robustness rules, the Engine.IO protocol's README): a request or packet the server cannot
 accept gets the spec's HTTP status or a close of *that* connection (or is ignored, the connection
 then working normally); the server does not crash (nothing is logged at ERROR: the
 ``no_errors_logged`` fixture), and clients connected *before* the storm — our own

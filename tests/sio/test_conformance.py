@@ -1,4 +1,4 @@
-"""The conformance app, section 2 of CONFORMANCE_APP.md, checked on the wire.
+"""The conformance app's Socket.IO part (``sio_teach/examples/conformance.py``), checked on the wire.
 
 Every test drives raw Engine.IO packets by hand, over a WebSocket-only session and over HTTP
 long-polling (the ``transport`` fixture), against the app started in the test's event loop. The
