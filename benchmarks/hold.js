@@ -2,7 +2,7 @@
 //
 //   node benchmarks/hold.js '<json options>'           (cwd = the repository root)
 //
-// Options (JSON): url, clients, connectBatch, holdSeconds, ackSample, ackEvent.
+// Options (JSON): url, clients, connectBatch, connectLimitSeconds, holdSeconds, ackSample, ackEvent.
 // Every client uses the WebSocket transport only, never reconnects, and sends nothing while held:
 // the only traffic is the server's pings and the clients' pongs. Driven by
 // benchmarks/heartbeat_hold.py, which reads one JSON object per line on stdout:
@@ -12,6 +12,8 @@
 // Drops are counted by phase ("connecting": before the last client connected; "held": after) and
 // by the reason socket.io-client gives ("ping timeout": the server's ping came late;
 // "transport close" / "io server disconnect": the server closed the connection).
+// A client whose own event loop stalls longer than pingTimeout times out by itself: the largest
+// stall of this process is reported per phase (client_max_lag_ms) to tell the two apart.
 // Every phase is bounded, and the whole process by a hard limit.
 "use strict";
 
@@ -22,12 +24,13 @@ const opts = {
   clients: 2000,
   connectBatch: 50,
   connectTimeoutMs: 10000,
+  connectLimitSeconds: 60, // no new batch starts after this: the others count as connect errors
   holdSeconds: 20,
   ackSample: 100,
   ackEvent: "message-with-ack",
   ...JSON.parse(process.argv[2] || "{}"),
 };
-const HARD_LIMIT_MS = (opts.holdSeconds + 120) * 1000;
+const HARD_LIMIT_MS = (opts.connectLimitSeconds + opts.holdSeconds + 60) * 1000;
 
 function out(event, fields = {}) {
   process.stdout.write(JSON.stringify({ event, ...fields }) + "\n");
@@ -47,6 +50,14 @@ const sockets = []; // every client that connected
 const dropped = { connecting: {}, held: {} }; // phase -> reason -> count
 let pings = 0;
 let connectErrors = 0;
+const maxLagMs = { connecting: 0, held: 0 }; // the longest this process's event loop was late
+let lastTick = now();
+const lagMonitor = setInterval(() => {
+  const t = now();
+  const lag = (t - lastTick) * 1e3 - 10;
+  lastTick = t;
+  if (phase !== "done" && lag > maxLagMs[phase]) maxLagMs[phase] = lag;
+}, 10);
 const connectErrorSamples = [];
 
 function connect() {
@@ -99,6 +110,10 @@ async function sampleAcks(n) {
 async function main() {
   const t0 = now();
   for (let i = 0; i < opts.clients; i += opts.connectBatch) {
+    if (now() - t0 > opts.connectLimitSeconds) {
+      connectErrors += opts.clients - i; // never tried: the server is too slow to accept them
+      break;
+    }
     const batch = [];
     for (let j = i; j < Math.min(opts.clients, i + opts.connectBatch); j++) batch.push(connect());
     await Promise.all(batch);
@@ -135,7 +150,9 @@ async function main() {
     pings_held: pingsHeld,
     acks_asked: acks.asked,
     acks_answered: acks.answered,
+    client_max_lag_ms: { connecting: Math.round(maxLagMs.connecting), held: Math.round(maxLagMs.held) },
   });
+  clearInterval(lagMonitor);
   for (const socket of sockets) socket.disconnect();
   clearTimeout(hardLimit);
   setTimeout(() => process.exit(0), 200); // let the close frames leave
