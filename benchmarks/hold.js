@@ -78,12 +78,16 @@ function connect() {
       });
       resolve();
     });
-    socket.once("connect_error", (err) => {
+    const failed = (message) => {
+      if (socket.connected || sockets.includes(socket)) return;
       connectErrors++;
-      if (connectErrorSamples.length < 5) connectErrorSamples.push(String(err.message));
+      if (connectErrorSamples.length < 5) connectErrorSamples.push(message);
       socket.close();
       resolve();
-    });
+    };
+    socket.once("connect_error", (err) => failed(String(err.message)));
+    // the connection may also end after the handshake, before the CONNECT reply
+    socket.once("disconnect", (reason) => failed(`disconnected before CONNECT: ${reason}`));
   });
 }
 
