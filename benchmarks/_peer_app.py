@@ -14,9 +14,17 @@ import socketio
 ROOM = "r"
 
 
-def make_server(async_mode: str) -> socketio.AsyncServer:
-    """``echo`` → ack with the same args; ``bcast`` → ``msg`` to room ``r``; ``ping`` → ``pong``."""
-    sio = socketio.AsyncServer(async_mode=async_mode, cors_allowed_origins="*")
+def make_server(
+    async_mode: str, ping_interval: float = 25.0, ping_timeout: float = 20.0
+) -> socketio.AsyncServer:
+    """``echo`` → ack with the same args; ``bcast`` → ``msg`` to room ``r``; ``ping`` → ``pong``.
+    ``ping_interval`` and ``ping_timeout`` in seconds (the defaults of every server here)."""
+    sio = socketio.AsyncServer(
+        async_mode=async_mode,
+        cors_allowed_origins="*",
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+    )
 
     @sio.event
     async def connect(sid: str, environ: dict, auth: Any = None) -> None:
@@ -43,4 +51,6 @@ def parse_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--ping-interval", type=float, default=25.0, help="seconds")
+    parser.add_argument("--ping-timeout", type=float, default=20.0, help="seconds")
     return parser.parse_args()

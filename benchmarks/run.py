@@ -268,13 +268,14 @@ class ServerProcess:
 
 
 class LoadGen:
-    """``node benchmarks/loadgen.js`` steered over stdin/stdout (see the protocol there)."""
+    """``node benchmarks/loadgen.js`` steered over stdin/stdout (see the protocol there); another
+    ``script`` that prints the same JSON lines (``benchmarks/hold.js``) is read the same way."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], script: str = "benchmarks/loadgen.js") -> None:
         self.options = options
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.proc = _spawn(
-            ["node", "benchmarks/loadgen.js", json.dumps(options)],
+            ["node", script, json.dumps(options)],
             core=1,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

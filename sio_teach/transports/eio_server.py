@@ -4,7 +4,8 @@ Every rule lives in the pure core: which requests are accepted in
 :func:`sio_teach.eio.requests.check_request`, everything a session does in
 :class:`sio_teach.eio.server_session.ServerSession`. This module asks the checks when a request's
 headers arrive (before any body is read), feeds bodies and frames to the session, writes what the
-session says, arms its timer, and records each packet in the tracer where it crosses the wire.
+session says, keeps its deadline on the server's one timer (:class:`Deadlines`), and records each
+packet in the tracer where it crosses the wire.
 
 Mount it on any Tornado application (and serve it with the limits of ``transports/http.py``)::
 
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import inspect
+import itertools
 import json
 import logging
 import secrets
@@ -72,8 +75,8 @@ class EngineSocket:
         self.pushing = False  # a POST body is being read
         self.ws: EngineHandler | None = None  # the WebSocket once upgraded (or opened on it)
         self.probe: EngineHandler | None = None  # a WebSocket that is probing
-        self._timer: object | None = None
-        self._timer_at: float | None = None
+        self._timer_at: float | None = None  # when the session next wants handle_timeout()
+        self._entry: Entry | None = None  # this socket's live entry in the server's Deadlines
         self.closed_by_server = False
 
     @property
@@ -143,20 +146,106 @@ class EngineSocket:
         self._arm_timer(session.next_deadline())
 
     def _arm_timer(self, deadline: float | None) -> None:
-        if deadline == self._timer_at:
-            return
-        loop = tornado.ioloop.IOLoop.current()
-        if self._timer is not None:
-            loop.remove_timeout(self._timer)
-            self._timer = None
+        """Note the session's next deadline. A new entry goes on the server's timer only when the
+        deadline moves earlier than this socket's entry (a later one is seen when the entry is
+        due): one live entry per socket, however often a client pongs."""
         self._timer_at = deadline
-        if deadline is not None:
-            self._timer = loop.call_at(deadline, self._on_timer)
+        entry = self._entry
+        if deadline is not None and (entry is None or deadline < entry[0]):
+            self._entry = self.server.deadlines.add(deadline, self.sid)
 
-    def _on_timer(self) -> None:
-        self._timer = self._timer_at = None
-        self.session.handle_timeout(self.server.now())
+    def _on_timer(self, now: float) -> None:
+        """The server's timer found this socket's entry due (``now`` is the loop's time)."""
+        self._entry = None
+        deadline = self._timer_at
+        if deadline is None:
+            return
+        if deadline > now:  # the deadline moved later since the entry was made
+            self._arm_timer(deadline)
+            return
+        self.session.handle_timeout(now)
         self.after()
+
+
+Entry = tuple[float, int, str]  # (deadline, sequence number, sid): a heap orders them by deadline
+
+
+class Deadlines:
+    """The one timer of all the sessions of an :class:`EngineServer`.
+
+    Every session has a deadline (its next ping, a pong awaited, an upgrade under way); thousands
+    of sessions pinging every few hundred milliseconds would each need an IOLoop timeout, armed,
+    cancelled and re-armed at every ping. Instead, the sockets' deadlines sit in one heap of
+    ``(deadline, seq, sid)`` and a single IOLoop timeout is armed at the earliest. An entry is never
+    removed: one whose socket has gone, or has a newer entry, is skipped when it comes due.
+
+    When the timeout fires, the sessions that are due are handled **one loop iteration later**
+    (``add_callback``), not at once. A pong that has reached the server already has its read
+    waiting (Tornado reads a WebSocket frame in a coroutine, which resumes in the next iteration);
+    handled at once, the pong deadline would beat it whenever the loop runs late (as when many
+    clients connect). One iteration later, every frame that had arrived has been read, and the
+    session's own rule decides, with the loop's true time: a client that never pongs is still
+    closed at pingInterval + pingTimeout.
+    """
+
+    def __init__(self, server: EngineServer) -> None:
+        self.server = server
+        self.heap: list[Entry] = []
+        self.seq = itertools.count()
+        self.wakeup: object | None = None  # the IOLoop timeout, armed at ``wakeup_at``
+        self.wakeup_at: float | None = None
+        self.sweeping = False  # a sweep is scheduled for the next loop iteration
+
+    def add(self, deadline: float, sid: str) -> Entry:
+        """Call socket ``sid``'s ``_on_timer`` at ``deadline`` (unless its entry changed)."""
+        entry = (deadline, next(self.seq), sid)
+        heapq.heappush(self.heap, entry)
+        if not self.sweeping:
+            self._arm(deadline)
+        return entry
+
+    def clear(self) -> None:
+        """Forget every entry and disarm the timeout (the server is closing)."""
+        self.heap.clear()
+        self.sweeping = False
+        if self.wakeup is not None:
+            tornado.ioloop.IOLoop.current().remove_timeout(self.wakeup)
+        self.wakeup = self.wakeup_at = None
+
+    def _arm(self, deadline: float) -> None:
+        if self.wakeup_at is not None and self.wakeup_at <= deadline:
+            return  # armed early enough
+        loop = tornado.ioloop.IOLoop.current()
+        if self.wakeup is not None:
+            loop.remove_timeout(self.wakeup)
+        self.wakeup_at = deadline
+        self.wakeup = loop.call_at(deadline, self._on_wakeup)
+
+    def _on_wakeup(self) -> None:
+        self.wakeup = self.wakeup_at = None
+        self.sweeping = True
+        tornado.ioloop.IOLoop.current().add_callback(self._sweep)  # reads already due go first
+
+    def _sweep(self) -> None:
+        """Hand every due entry to its socket, then re-arm at the earliest one left."""
+        heap, sessions = self.heap, self.server.sessions
+        now = self.server.now()
+        due = []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            socket = sessions.get(entry[2])
+            if socket is not None and socket._entry is entry:
+                due.append(socket)
+        try:
+            for socket in due:
+                try:
+                    socket._on_timer(now)
+                except Exception:
+                    log.exception("session %s: timer failed", socket.sid)
+        finally:
+            self.sweeping = False
+            if heap:
+                self._arm(heap[0][0])
 
 
 class EngineServer:
@@ -200,6 +289,7 @@ class EngineServer:
         self.tracer = tracer or Tracer(enabled=False)
         self.sid_factory = sid_factory
         self.sessions: dict[str, EngineSocket] = {}
+        self.deadlines = Deadlines(self)  # the one timer of all the sessions
         self.block_websocket = False  # fault injection: refuse WebSockets as a proxy would
 
     def routes(self, path: str = "/engine.io/") -> list[tuple[str, type, dict[str, Any]]]:
@@ -227,6 +317,7 @@ class EngineServer:
                     handler.close()
             socket._arm_timer(None)
         self.sessions.clear()
+        self.deadlines.clear()
 
 
 @tornado.web.stream_request_body  # the checks run before a body is read: see prepare()
