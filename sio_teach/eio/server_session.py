@@ -200,7 +200,7 @@ class ServerSession:
     def send(self, data: str | bytes | Packet) -> None:
         """Queue a message for the client: its data, or a message :class:`Packet` built once for
         several sessions (a broadcast). Raises ``RuntimeError`` once the session is closed."""
-        if self.closed:
+        if self.state is State.CLOSED:
             raise RuntimeError("session is closed")
         packet = data if isinstance(data, Packet) else Packet(PacketType.MESSAGE, data)
         self._outbox.append(packet)
@@ -273,7 +273,7 @@ class ServerSession:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` must next be called (``None``: never)."""
-        if self.closed:
+        if self.state is State.CLOSED:
             return self._forget_at
         soonest = None
         for t in (self._next_ping, self._pong_deadline, self._upgrade_deadline):

@@ -104,9 +104,19 @@ class EngineSocket:
     def send(self, data: str | bytes | Packet) -> None:
         """Send one message (its data, or a message :class:`Packet` that a broadcast built once
         for all its recipients). Ignored once the session is closed."""
-        if self.session.state is not State.CLOSED:
-            self.session.send(data)
+        session = self.session
+        if session.state is State.CLOSED:
+            return
+        session.send(data)
+        if session.state is State.CLOSED:  # past max_buffer: the whole after() has work to do
             self.after()
+        # Otherwise this is what after() would do: a send changes the outbox only (no event, no
+        # deadline), so only the writing part of after() has something to do.
+        elif self.ws is not None:
+            for packet in session.take_outgoing():
+                self.ws.write_packet(packet)
+        elif self.get_waiter is not None and not self.get_waiter.done():
+            self.get_waiter.set_result(None)  # a GET is waiting: it takes the outbox
 
     def close(self, reason: str = DisconnectReason.FORCED_CLOSE) -> None:
         """Close the session from the server side (the client gets a close packet)."""
