@@ -4,6 +4,7 @@ lab = await start_server(ping_interval=0.3)  # Socket.IO on 127.0.0.1, a free po
 with live_trace(lab.tracer):                 # watch the packets while the scenario runs
     ...                                      # (every scenario cell awaits its own end)
 print(lab.tracer.text())                     # the deterministic trace that nbval checks
+lab.latency = 0.2; lab.partitioned = True    # fault knobs (web/faults.py: shared with `serve`)
 await lab.stop()                             # every session, WebSocket and port closed
 await lab.restart()                          # a fresh server on the same port (a redeploy)
 """
@@ -19,18 +20,15 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import matplotlib.pyplot as plt
-import tornado.httpserver
-import tornado.netutil
-import tornado.web
-import tornado.websocket
 from IPython.display import Pretty, display
 
 from sio_teach.server import Server
 from sio_teach.trace import Record, Tracer
-from sio_teach.transports.eio_server import EngineHandler, EngineServer, EngineSocket
-from sio_teach.transports.http import HTTPServer
+from sio_teach.transports.eio_server import EngineServer, EngineSocket
+from sio_teach.web.faults import HOST, Lab, LabHandler
 
-HOST = "127.0.0.1"
+__all__ = ["HOST", "Lab", "LabHandler", "start_engine", "start_server"]  # Lab: see web/faults.py
+
 COLORS = {"GET": "tab:blue", "POST": "tab:orange", "ws": "tab:green"}
 
 
@@ -57,125 +55,6 @@ async def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> N
             await asyncio.sleep(0.005)
 
 
-class Lab:
-    """A server on the kernel's loop, its tracer, and fault knobs: ``latency`` (seconds added to
-    every server write, in order), ``partitioned`` (WebSocket frames and closes vanish both ways
-    while TCP stays up: only a heartbeat can tell), :meth:`drop` (cut a WebSocket's TCP connection),
-    and the server's own ``engine.block_websocket`` (refuse WebSockets, as some proxies do).
-    :meth:`restart` replaces the server by a fresh one on the same port, as a process restart would."""
-
-    def __init__(
-        self,
-        make: Callable[[], tuple[Server | EngineServer, EngineServer]],
-        path: str,
-        port: int = 0,
-        setup: Callable[[Any], None] | None = None,
-    ) -> None:
-        quiet_logs()
-        self.make, self.path, self.port, self.setup = make, path, port, setup
-        self.latency, self.partitioned = 0.0, False
-        self.handlers: set[LabHandler] = set()  # every WebSocket, for stop()
-        self._listen()
-
-    def _listen(self) -> None:
-        """A new server from ``make`` (then ``setup(server)``), listening on ``port`` (0: free)."""
-        self.server, self.engine = self.make()
-        self.tracer = self.engine.tracer
-        if self.setup is not None:
-            self.setup(self.server)  # before listening: no client can come in first
-        app = tornado.web.Application(
-            [(self.path, LabHandler, {"engine": self.engine, "lab": self})]
-        )
-        self.http_server = HTTPServer(app)
-        sockets = tornado.netutil.bind_sockets(self.port, HOST)  # port 0: the OS picks a free port
-        self.port = sockets[0].getsockname()[1]
-        self.url = f"http://{HOST}:{self.port}"  # the base URL, for a client
-        self.http_server.add_sockets(sockets)
-        self.running = True
-
-    def endpoint(self, transport: str = "polling", **query: str) -> str:
-        """The raw Engine.IO URL, for requests made by hand (``sid=`` etc. in ``query``)."""
-        extra = "".join(f"&{k}={v}" for k, v in query.items())
-        url = f"{self.url}{self.path}?EIO=4&transport={transport}{extra}"
-        return url.replace("http", "ws", 1) if transport == "websocket" else url
-
-    def drop(self, alias: str) -> None:
-        """Cut the WebSocket of session ``alias`` ("S1"…) as a crash or a pulled cable would."""
-        for sid, socket in self.engine.sessions.items():
-            if self.tracer.alias(sid) == alias and socket.ws and socket.ws.ws_connection:
-                socket.ws.ws_connection.stream.close()
-
-    async def stop(self) -> None:
-        """Close every session and WebSocket, stop listening, close open HTTP connections."""
-        self.latency, self.partitioned, self.running = 0.0, False, False
-        self.engine.close_all()
-        for handler in list(self.handlers):
-            handler.close()
-        self.handlers.clear()
-        self.http_server.stop()
-        await asyncio.sleep(0.05)  # let the last answers (close packets) leave
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.http_server.close_all_connections(), 2.0)
-
-    async def shutdown(self) -> None:
-        """:meth:`stop`, then close the server's adapters and wait for them (a Redis adapter
-        stops listening and closes its Redis connections). For a raw Engine.IO lab: stop only."""
-        await self.stop()
-        if isinstance(self.server, Server):
-            self.server.close()
-            for nsp in list(self.server.namespaces.values()):
-                aclose = getattr(nsp.adapter, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-
-    async def restart(self) -> None:
-        """Start again on the same port (stopping first if still running), as after a process
-        restart: a fresh server with the same options and ``setup``, so no session, socket or room
-        survives; the tracer and the id counter carry on (aliases and ids stay unique)."""
-        if self.running:
-            await self.stop()
-        self._listen()
-
-
-class LabHandler(EngineHandler):
-    """The Engine.IO handler plus the lab's fault knobs (at rest, it changes nothing)."""
-
-    def initialize(self, engine: EngineServer, lab: Lab) -> None:  # type: ignore[override]
-        super().initialize(engine)
-        self.lab = lab
-
-    def finish(self, chunk: Any = None) -> Any:
-        if chunk is not None and self.lab.latency and self._auto_finish and not self._finished:
-            self._auto_finish = False  # the answer waits out the latency: Tornado must not end it
-            asyncio.get_running_loop().call_later(self.lab.latency, super().finish, chunk)
-            return None
-        return super().finish(chunk)
-
-    def open(self, *args: Any, **kwargs: Any) -> None:
-        self.lab.handlers.add(self)
-        super().open(*args, **kwargs)
-
-    def on_message(self, message: str | bytes) -> None:  # type: ignore[override]
-        if not self.lab.partitioned:
-            super().on_message(message)
-
-    def on_ws_connection_close(self, code: int | None = None, reason: str | None = None) -> None:
-        if not self.lab.partitioned:  # a partition hides the peer's close too
-            super().on_ws_connection_close(code, reason)
-
-    def close(self, code: int | None = None, reason: str | None = None) -> None:
-        if not self.lab.partitioned:
-            super().close(code, reason)
-
-    def write_frame(self, data: bytes) -> None:
-        if self.lab.partitioned:
-            return  # lost: the tracer saw it leave, the client never sees it
-        if not self.lab.latency:
-            return super().write_frame(data)
-        # the same delay for every frame: timers fire in order, so frames keep their order
-        asyncio.get_running_loop().call_later(self.lab.latency, super().write_frame, data)
-
-
 async def start_server(
     *,
     path: str = "/socket.io/",
@@ -189,6 +68,7 @@ async def start_server(
     ``setup(server)`` registers handlers (again after each :meth:`Lab.restart`). For several
     nodes in one notebook, give each its own ``node`` name (the tracer's) and ``ids`` prefix
     (``ids="A"``: sessions and sockets ``A-0001``, ``A-0002``…, unique across the cluster)."""
+    quiet_logs()
     tracer, ids_factory = Tracer(node, sio=True), counter_ids(ids)
 
     def make() -> tuple[Server, EngineServer]:
@@ -206,6 +86,7 @@ async def start_engine(
     **options: Any,
 ) -> Lab:
     """A raw Engine.IO server (an echo unless ``on_connect`` says otherwise) on 127.0.0.1."""
+    quiet_logs()
     tracer, ids = Tracer("server"), counter_ids()
 
     def make() -> tuple[EngineServer, EngineServer]:
