@@ -152,7 +152,8 @@ async def test_drop_draws_the_reconnection_and_the_buffered_message_follows_it(
     await expect(wait).to_have_text(re.compile(r"reconnection: wait \d+ ms \(backoff, attempt 1\)"))
     assert 0 < int(await wait.get_attribute("data-ms") or 0) <= 1500  # 1 s ± 50 % jitter
     await expect(diagram.locator("rect.bar.wait")).to_have_count(1)  # the wait, drawn as a bar
-    await expect(diagram).to_contain_text("send buffer")
+    await expect(diagram).to_contain_text("waits in the socket's send buffer (1)")
+    await expect(diagram).to_contain_text("send buffer drained: 1 event")
     seen = await labels(alice)
     texts = await alice.evaluate(
         "[...document.querySelectorAll('#diagram [data-label]')].map((e) => e.textContent)"
@@ -182,3 +183,20 @@ async def test_two_pages_see_each_others_sessions(open_page: OpenPage) -> None:
         )
     await bob.context.close()  # bob leaves: the server forgets his session, alice sees it go
     await expect(alice.locator(f'#sessions tr[data-alias="{b}"]')).to_have_count(0)
+
+
+async def test_pause_holds_the_diagram_and_clear_empties_it(open_page: OpenPage) -> None:
+    page = await open_page("alice")
+    await expect(page.locator("#transport")).to_have_text("websocket")
+    events = page.locator('#diagram [data-label="> ws sio EVENT"]')
+    await page.click("#diagram-pause")
+    await send(page, "while paused")
+    await expect(page.locator("#messages li").last).to_have_text("alice: while paused (delivered)")
+    await expect(events).to_have_count(0)  # held back …
+    await page.click("#diagram-pause")  # … until resumed
+    await expect(events).to_have_count(1)
+    await page.click("#diagram-clear")
+    await expect(page.locator("#diagram [data-label]")).to_have_count(0)
+    await send(page, "after clear")
+    await expect(events).to_have_count(1)
+    await expect(page.locator("#diagram-pause")).to_have_text("Pause")

@@ -146,12 +146,21 @@ const shown = (data) => (typeof data === "string" ? data
 socket.on("chat", (who, text) => addMessage(`${who}: ${shown(text)}`, who === "server" ? "server" : ""));
 
 // Send the message as text, or as bytes (its UTF-8): a BINARY_EVENT and its attachment.
+// Sent while disconnected, it waits in the socket's send buffer, which drains on connection.
+let buffered = 0;
+socket.on("connect", () => {
+  if (buffered) note(`send buffer drained: ${buffered} event${buffered > 1 ? "s" : ""} sent as the namespace connected (above)`);
+  buffered = 0;
+});
 function send(asBytes) {
   const text = $("#message").value.trim();
   if (!text) return;
   const data = asBytes ? new TextEncoder().encode(text) : text;
   const item = addMessage(`${name}: ${shown(asBytes ? data.buffer : data)}`, "mine");
-  if (!socket.connected) note(`not connected: "chat" waits in the socket's send buffer (${socket.sendBuffer.length + 1})`);
+  if (!socket.connected) {
+    buffered += 1;
+    note(`not connected: "chat" waits in the socket's send buffer (${socket.sendBuffer.length + 1})`);
+  }
   socket.emit("chat", data, (reply) => { item.textContent += ` (${reply})`; }); // the server's ACK
   $("#message").value = "";
 }

@@ -36,6 +36,7 @@ function row(t) {
   lastT = t;
   rows += 1;
   const at = y + ROW / 2;
+  for (const key of open.keys()) stretch(key, at); // what is open (a held GET…) grows with time
   text(8, at + 4, `${t.toFixed(3)} s`, { class: "time" });
   y += ROW;
   svg.setAttribute("height", y + TOP);
@@ -80,7 +81,6 @@ function draw(e) {
     g.addEventListener("click", () => select(g, e));
     items.push(e);
     if (e.request) stretch(e.request, at, { answer: d.kind });
-    if (e.channel === "ws") stretch("ws", at);
   } else if (e.kind === "request" && e.phase === "start") {
     const at = row(e.t);
     const label = e.method === "GET" ? (e.handshake ? "GET (handshake)" : "GET (long-poll)") : "POST";
@@ -90,10 +90,13 @@ function draw(e) {
   } else if (e.kind === "request" && e.phase === "end" && e.method === "POST") {
     const at = row(e.t);
     arrow(at, "<", "request answer", "200 ok (POST answered)", { "data-label": "POST answered", "data-row": rows });
-    stretch(e.id, at);
     open.delete(e.id);
-  } else if (e.kind === "request") {
-    open.delete(e.id); // a GET ends with its last packet, already drawn
+  } else if (e.kind === "request") { // a GET ends with its last packet, already drawn …
+    if (!e.drawn) { // … unless it carried only packets of /inspector
+      const at = row(e.t);
+      arrow(at, "<", "request answer", `GET answered (${e.hidden} /inspector packet${e.hidden === 1 ? "" : "s"}, not drawn)`, { "data-label": "GET answered", "data-row": rows });
+    }
+    open.delete(e.id);
   } else if (e.kind === "ws") {
     const at = row(e.t);
     if (e.phase === "open") {
@@ -102,7 +105,6 @@ function draw(e) {
       open.set("ws", { rect: r, top: at - 4 });
       text(PAGE_X + 6, at + 4, e.probe ? "WebSocket opened (probing)" : "WebSocket opened", { class: "note", "data-label": "ws open" });
     } else {
-      stretch("ws", at);
       open.delete("ws");
       text(PAGE_X + 6, at + 4, "WebSocket closed", { class: "note alert", "data-label": "ws close" });
     }
@@ -112,7 +114,6 @@ function draw(e) {
     text(PAGE_X + 6, at + 4, `reconnection: wait ${Math.round(e.ms)} ms (backoff, attempt ${e.attempt})`, { class: "note alert", "data-label": "wait", "data-ms": Math.round(e.ms) });
   } else if (e.kind === "wait") {
     const at = row(e.t);
-    stretch("wait", at);
     open.delete("wait");
     text(PAGE_X + 6, at + 4, `attempt ${e.attempt}: reconnecting`, { class: "note", "data-label": "attempt" });
   } else if (e.kind === "note") {

@@ -22,6 +22,10 @@ export async function init(element, { myAlias }) {
   element.hidden = false;
   state = element.querySelector("#fault-state");
   show(await answer.json());
+  setInterval(async () => { // a partition heals by itself, a restart resets the knobs
+    const now = await fetch("/faults").catch(() => null);
+    if (now?.ok) show(await now.json());
+  }, 1000);
   const $ = (selector) => element.querySelector(selector);
   $("#fault-latency").addEventListener("click", () => turn("latency", Number($("#latency").value)));
   $("#fault-block").addEventListener("click", () => turn("block", !state.textContent.includes("blocked")));

@@ -113,6 +113,9 @@ function follow(direction, d, t) {
 
 // -- the tap -------------------------------------------------------------------------------------
 
+// The packets of /inspector (the server's trace and sessions, for this page) are not drawn.
+const inspector = (p) => p.type === "message" && typeof p.data === "string" && /^\d(\d+-)?\/inspector,/.test(p.data);
+
 let requests = 0;
 const tapped = new WeakMap(); // transport -> what it received: (packet) => …
 
@@ -120,8 +123,14 @@ function tapTransport(engine, transport, alreadyPolling) {
   if (tapped.has(transport)) return;
   const polling = transport.name === "polling";
   let get = null, post = null;
+  let drawn = 0, hidden = 0; // in the current GET's answer
   const packet = (direction, channel, p) => {
-    if (p.type === "message" && typeof p.data === "string" && /^\d(\d+-)?\/inspector,/.test(p.data)) return;
+    const count = channel === "GET";
+    if (inspector(p)) {
+      if (count) hidden += 1;
+      return;
+    }
+    if (count) drawn += 1;
     const d = decode(p, channel);
     const t = now();
     follow(direction, d, t);
@@ -129,11 +138,12 @@ function tapTransport(engine, transport, alreadyPolling) {
   };
   const startGet = () => {
     get = ++requests;
+    drawn = hidden = 0;
     emit({ kind: "request", method: "GET", phase: "start", id: get, handshake: !engine.id });
   };
   if (polling) {
     transport.on("poll", startGet);
-    transport.on("pollComplete", () => { if (get) emit({ kind: "request", method: "GET", phase: "end", id: get }); get = null; });
+    transport.on("pollComplete", () => { if (get) emit({ kind: "request", method: "GET", phase: "end", id: get, drawn, hidden }); get = null; });
     transport.on("drain", () => { if (post) emit({ kind: "request", method: "POST", phase: "end", id: post }); post = null; });
     if (alreadyPolling) startGet(); // the handshake GET left before anyone could listen
   } else {
@@ -146,7 +156,7 @@ function tapTransport(engine, transport, alreadyPolling) {
   transport.on("packet", (p) => { if (engine.transport !== transport) tapped.get(transport)(p); });
   const send = transport.send.bind(transport);
   transport.send = (packets) => {
-    const shown = packets.filter((p) => !(typeof p.data === "string" && /^\d(\d+-)?\/inspector,/.test(p.data)));
+    const shown = packets.filter((p) => !inspector(p));
     if (polling && shown.length) {
       post = ++requests;
       emit({ kind: "request", method: "POST", phase: "start", id: post });
