@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults",
         action="store_true",
         help="show fault buttons on the page (latency, block WebSockets, drop, partition, "
-        "restart): the notebooks' lab knobs; off by default",
+        "restart): the notebooks' lab knobs, for anyone who can reach the page; off by default",
     )
     s.set_defaults(run=serve)
 

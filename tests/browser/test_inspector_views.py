@@ -124,11 +124,16 @@ async def test_clicking_an_arrow_shows_the_packet_decoded(open_page: OpenPage) -
     await expect(page.locator("#rtt circle")).to_have_count(2)
 
 
-async def test_the_heartbeat_view_shows_the_handshake_timers(open_page: OpenPage) -> None:
-    page = await open_page("alice")
-    await expect(page.locator("#heartbeat-info")).to_contain_text(
-        "pingInterval 5000 ms, pingTimeout 5000 ms"
-    )
+async def test_the_heartbeat_view_marks_ping_pong_and_the_timer_bands(open_page: OpenPage) -> None:
+    page = await open_page("alice")  # the demo server pings every 5 s
+    info = page.locator("#heartbeat-info")
+    await expect(info).to_contain_text("pingInterval 5000 ms, pingTimeout 5000 ms")
+    await expect(info).to_contain_text("pings 1, pongs 1", timeout=10_000)
+    heartbeat = page.locator("#heartbeat")
+    await expect(heartbeat.locator("line.ping")).to_have_count(1)
+    await expect(heartbeat.locator("line.pong")).to_have_count(1)
+    await expect(heartbeat.locator("rect.band.interval")).to_have_count(1)
+    await expect(heartbeat.locator("rect.band.timeout")).to_have_count(1)
 
 
 async def test_drop_draws_the_reconnection_and_the_buffered_message_follows_it(
