@@ -12,7 +12,7 @@ const BAR = { GET: PAGE_X - 10, POST: PAGE_X - 4, wait: PAGE_X - 40 };
 let svg, box, lanes, rows = 0, y = TOP, lastT = 0, paused = false, onSelect = () => {};
 const held = [];            // what arrived while paused
 const open = new Map();     // request id / "ws" / "wait" -> its bar, while open
-export const items = [];    // every packet drawn, by index (data-index)
+const items = [];           // every packet drawn, by index (data-index)
 
 function el(name, attrs, parent = svg) {
   const node = document.createElementNS(SVG, name);
@@ -54,9 +54,8 @@ function arrow(at, direction, className, label, attrs = {}) {
   return g;
 }
 
-function bar(key, x, at, className, label) {
+function bar(key, x, at, className) {
   const rect = el("rect", { x: x - 2, y: at - 6, width: 4, height: 12, class: `bar ${className}` });
-  if (label) text(x - 6, at + 4, label, { class: `bar-label ${className}`, "text-anchor": "end" });
   open.set(key, { rect, top: at - 6 });
   return rect;
 }
@@ -68,7 +67,7 @@ function stretch(key, at, data = {}) {
   for (const [k, v] of Object.entries(data)) b.rect.dataset[k] = v;
 }
 
-const trim = (s, n = 48) => (s.length > n ? s.slice(0, n - 1) + "…" : s);
+const trim = (s, n = 40) => (s.length > n ? s.slice(0, n - 1) + "…" : s);
 
 function draw(e) {
   if (e.kind === "packet") {
@@ -85,7 +84,7 @@ function draw(e) {
     const at = row(e.t);
     const label = e.method === "GET" ? (e.handshake ? "GET (handshake)" : "GET (long-poll)") : "POST";
     arrow(at, ">", `request ${e.method}`, label, { "data-label": e.method, "data-row": rows });
-    bar(e.id, BAR[e.method], at, e.method, "").dataset.row = rows;
+    bar(e.id, BAR[e.method], at, e.method).dataset.row = rows;
     open.get(e.id).rect.dataset.method = e.method;
   } else if (e.kind === "request" && e.phase === "end" && e.method === "POST") {
     const at = row(e.t);
@@ -110,7 +109,7 @@ function draw(e) {
     }
   } else if (e.kind === "wait" && e.phase === "start") {
     const at = row(e.t);
-    bar("wait", BAR.wait, at, "wait", "");
+    bar("wait", BAR.wait, at, "wait");
     text(PAGE_X + 6, at + 4, `reconnection: wait ${Math.round(e.ms)} ms (backoff, attempt ${e.attempt})`, { class: "note alert", "data-label": "wait", "data-ms": Math.round(e.ms) });
   } else if (e.kind === "wait") {
     const at = row(e.t);
