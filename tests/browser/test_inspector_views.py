@@ -205,3 +205,38 @@ async def test_pause_holds_the_diagram_and_clear_empties_it(open_page: OpenPage)
     await send(page, "after clear")
     await expect(events).to_have_count(1)
     await expect(page.locator("#diagram-pause")).to_have_text("Pause")
+
+
+async def test_latency_shows_in_the_ack_round_trip(faults_demo: Lab, open_page: OpenPage) -> None:
+    page = await open_page("alice", base=faults_demo.url)
+    await expect(page.locator("#transport")).to_have_text("websocket")
+    await page.select_option("#latency", "1")
+    await page.click("#fault-latency")
+    await expect(page.locator("#fault-state")).to_contain_text("latency 1 s")
+    assert faults_demo.latency == 1.0
+    await send(page, "slowly")
+    await expect(page.locator("#messages li").last).to_have_text("alice: slowly (delivered)")
+    await page.locator('#diagram [data-label="< ws sio ACK"]').last.click()
+    text = await page.locator("#packet").inner_text()
+    rtt = float(re.search(r"round trip\s*([\d.]+) ms", text).group(1))  # type: ignore[union-attr]
+    assert 1000 <= rtt < 5000, text
+
+
+async def test_blocked_websockets_survive_a_restart_and_the_page_falls_back_to_polling(
+    faults_demo: Lab, open_page: OpenPage
+) -> None:
+    page = await open_page("alice", base=faults_demo.url)
+    await expect(page.locator("#transport")).to_have_text("websocket")
+    await expect(page.locator("#alias")).to_have_text(re.compile(r"S\d+"))
+    before = await page.locator("#alias").text_content()
+    await page.click("#fault-block")
+    await expect(page.locator("#fault-state")).to_contain_text("WebSockets blocked")
+    await page.click("#fault-restart")  # a fresh server on the same port: a new session
+    await expect(page.locator("#alias")).not_to_have_text(before or "")
+    await expect(page.locator("#state")).to_have_text("connected")
+    diagram = page.locator("#diagram")
+    await expect(diagram).to_contain_text("connection closed")
+    await expect(diagram).to_contain_text("reconnection: wait")
+    await expect(diagram).to_contain_text("websocket probe failed")
+    await expect(page.locator("#transport")).to_have_text("polling")
+    assert faults_demo.engine.block_websocket  # the restarted server still refuses WebSockets
