@@ -6,7 +6,7 @@
 import { onWire } from "./wire.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const ROW = 22, TOP = 10, PAGE_X = 150, SERVER_X = 600, WIDTH = 640;
+const ROW = 22, TOP = 10, PAGE_X = 150, SERVER_X = 600, WIDTH = 640, MAX_ROWS = 3000;
 const BAR = { GET: PAGE_X - 10, POST: PAGE_X - 4, wait: PAGE_X - 40 };
 
 let svg, box, lanes, rows = 0, y = TOP, lastT = 0, paused = false, onSelect = () => {};
@@ -29,6 +29,11 @@ function text(x, yy, content, attrs = {}, parent = svg) {
 
 // One row: its y, and the time on the left (a gap of more than a second is drawn as one).
 function row(t) {
+  if (rows === MAX_ROWS) { // a page left open for days: start a fresh diagram
+    clear();
+    text(PAGE_X + 6, y + ROW / 2 + 4, `(cleared after ${MAX_ROWS} rows)`, { class: "note" });
+    y += ROW;
+  }
   if (rows && t - lastT > 1) { // a quiet second or more: one empty row that says how long
     text(8, y + ROW / 2 + 4, `⋮ ${(t - lastT).toFixed(1)} s`, { class: "gap" });
     y += ROW;

@@ -5,7 +5,7 @@ import { now, onWire } from "./wire.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const W = 460, H = 70, PAD = 16, PAST = 25, FUTURE = 10; // seconds shown before and after now
-let beat, chart, info, interval = null, timeout = null;
+let beat, chart, info, interval = null, timeout = null, pingCount = 0, pongCount = 0;
 const pings = [], pongs = [], rtts = [];
 
 function el(parent, name, attrs, content) {
@@ -33,7 +33,7 @@ function drawBeat() {
   el(beat, "line", { x1: x(t1), y1: 2, x2: x(t1), y2: 48, class: "now" });
   const last = pings.at(-1);
   info.textContent = interval === null ? "waiting for the handshake"
-    : `pingInterval ${interval * 1000} ms, pingTimeout ${timeout * 1000} ms; pings ${pings.length}, pongs ${pongs.length}` +
+    : `pingInterval ${interval * 1000} ms, pingTimeout ${timeout * 1000} ms; pings ${pingCount}, pongs ${pongCount}` +
       (last === undefined ? "" : `; last ping ${(t1 - last).toFixed(1)} s ago`);
 }
 
@@ -55,7 +55,7 @@ export function init(container) {
   chart = container.querySelector("#rtt");
   info = container.querySelector("#heartbeat-info");
   onWire((e) => {
-    if (e.kind === "rtt") { rtts.push(e); drawChart(); }
+    if (e.kind === "rtt") { rtts.push(e); if (rtts.length > 100) rtts.shift(); drawChart(); }
     if (e.kind !== "packet" || e.packet.layer !== "eio") return;
     const d = e.packet;
     if (d.kind === "open" && e.direction === "<") {
@@ -63,8 +63,15 @@ export function init(container) {
       interval = handshake.pingInterval / 1000;
       timeout = handshake.pingTimeout / 1000;
     }
-    if (d.kind === "ping" && e.direction === "<" && d.wire === "2") pings.push(e.t);
-    if (d.kind === "pong" && e.direction === ">" && d.wire === "3") pongs.push(e.t);
+    if (d.kind === "ping" && e.direction === "<" && d.wire === "2") {
+      pings.push(e.t);
+      pingCount += 1;
+    }
+    if (d.kind === "pong" && e.direction === ">" && d.wire === "3") {
+      pongs.push(e.t);
+      pongCount += 1;
+    }
+    for (const list of [pings, pongs]) if (list.length > 100) list.splice(0, 50); // long gone
   });
   setInterval(drawBeat, 250);
   drawChart();
