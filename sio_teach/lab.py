@@ -1,10 +1,14 @@
 """Notebook helpers: a server inside the kernel, a live packet trace, fault knobs, and plots.
 
+The server and its fault knobs (:class:`Lab`, :class:`LabHandler`) need Tornado only: the demo
+page's ``serve --faults`` runs on them too (``web.start_demo``). The live trace and the plots
+import IPython and matplotlib when first called.
+
 lab = await start_server(ping_interval=0.3)  # Socket.IO on 127.0.0.1, a free port, this loop
 with live_trace(lab.tracer):                 # watch the packets while the scenario runs
     ...                                      # (every scenario cell awaits its own end)
 print(lab.tracer.text())                     # the deterministic trace that nbval checks
-lab.latency = 0.2; lab.partitioned = True    # fault knobs (web/faults.py: shared with `serve`)
+lab.latency = 0.2; lab.partitioned = True    # fault knobs (also the buttons of `serve --faults`)
 await lab.stop()                             # every session, WebSocket and port closed
 await lab.restart()                          # a fresh server on the same port (a redeploy)
 """
@@ -19,15 +23,15 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import matplotlib.pyplot as plt
-from IPython.display import Pretty, display
+import tornado.netutil
+import tornado.web
 
 from sio_teach.server import Server
 from sio_teach.trace import Record, Tracer
-from sio_teach.transports.eio_server import EngineServer, EngineSocket
-from sio_teach.web.faults import HOST, Lab, LabHandler
+from sio_teach.transports.eio_server import EngineHandler, EngineServer, EngineSocket
+from sio_teach.transports.http import HTTPServer
 
-__all__ = ["HOST", "Lab", "LabHandler", "start_engine", "start_server"]  # Lab: see web/faults.py
+HOST = "127.0.0.1"
 
 COLORS = {"GET": "tab:blue", "POST": "tab:orange", "ws": "tab:green"}
 
@@ -53,6 +57,133 @@ async def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> N
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.005)
+
+
+class Lab:
+    """A server on the running loop, its tracer, and fault knobs: ``latency`` (seconds added to
+    every server write, in order), ``partitioned`` (WebSocket frames and closes vanish both ways
+    while TCP stays up: only a heartbeat can tell), :meth:`drop` (cut a WebSocket's TCP
+    connection), and the server's own ``engine.block_websocket`` (refuse WebSockets, as some
+    proxies do).
+
+    ``make()`` builds the server (and returns it with its Engine.IO server); ``setup(server)`` runs
+    on each new server before it listens; ``routes(lab)`` adds Tornado routes beside the server's
+    (the demo page). :meth:`restart` replaces the server by a fresh one on the same port."""
+
+    def __init__(
+        self,
+        make: Callable[[], tuple[Server | EngineServer, EngineServer]],
+        path: str,
+        port: int = 0,
+        setup: Callable[[Any], None] | None = None,
+        *,
+        host: str = HOST,
+        routes: Callable[[Lab], list[Any]] | None = None,
+    ) -> None:
+        self.make, self.path, self.port, self.setup = make, path, port, setup
+        self.host, self.routes = host, routes
+        self.latency, self.partitioned = 0.0, False
+        self.handlers: set[LabHandler] = set()  # every WebSocket, for stop()
+        self._listen()
+
+    def _listen(self) -> None:
+        """A new server from ``make`` (then ``setup(server)``), listening on ``port`` (0: free)."""
+        self.server, self.engine = self.make()
+        self.tracer = self.engine.tracer
+        if self.setup is not None:
+            self.setup(self.server)  # before listening: no client can come in first
+        extra = self.routes(self) if self.routes is not None else []
+        app = tornado.web.Application(
+            [*extra, (self.path, LabHandler, {"engine": self.engine, "lab": self})]
+        )
+        self.http_server = HTTPServer(app)
+        sockets = tornado.netutil.bind_sockets(self.port, self.host)  # port 0: the OS picks one
+        self.port = sockets[0].getsockname()[1]
+        self.url = f"http://{self.host}:{self.port}"  # the base URL, for a client
+        self.http_server.add_sockets(sockets)
+        self.running = True
+
+    def endpoint(self, transport: str = "polling", **query: str) -> str:
+        """The raw Engine.IO URL, for requests made by hand (``sid=`` etc. in ``query``)."""
+        extra = "".join(f"&{k}={v}" for k, v in query.items())
+        url = f"{self.url}{self.path}?EIO=4&transport={transport}{extra}"
+        return url.replace("http", "ws", 1) if transport == "websocket" else url
+
+    def drop(self, alias: str) -> None:
+        """Cut the WebSocket of session ``alias`` ("S1"…) as a crash or a pulled cable would."""
+        for sid, socket in self.engine.sessions.items():
+            if self.tracer.alias(sid) == alias and socket.ws and socket.ws.ws_connection:
+                socket.ws.ws_connection.stream.close()
+
+    async def stop(self) -> None:
+        """Close every session and WebSocket, stop listening, close open HTTP connections."""
+        self.latency, self.partitioned, self.running = 0.0, False, False
+        self.engine.close_all()
+        for handler in list(self.handlers):
+            handler.close()
+        self.handlers.clear()
+        self.http_server.stop()
+        await asyncio.sleep(0.05)  # let the last answers (close packets) leave
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.http_server.close_all_connections(), 2.0)
+
+    async def shutdown(self) -> None:
+        """:meth:`stop`, then close the server's adapters and wait for them (a Redis adapter
+        stops listening and closes its Redis connections). For a raw Engine.IO lab: stop only."""
+        await self.stop()
+        if isinstance(self.server, Server):
+            self.server.close()
+            for nsp in list(self.server.namespaces.values()):
+                aclose = getattr(nsp.adapter, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+    async def restart(self) -> None:
+        """Start again on the same port (stopping first if still running), as after a process
+        restart: a fresh server with the same options and ``setup``, so no session, socket or room
+        survives; the tracer and the id counter carry on (aliases and ids stay unique)."""
+        if self.running:
+            await self.stop()
+        self._listen()
+
+
+class LabHandler(EngineHandler):
+    """The Engine.IO handler plus the lab's fault knobs (at rest, it changes nothing)."""
+
+    def initialize(self, engine: EngineServer, lab: Lab) -> None:  # type: ignore[override]
+        super().initialize(engine)
+        self.lab = lab
+
+    def finish(self, chunk: Any = None) -> Any:
+        if chunk is not None and self.lab.latency and self._auto_finish and not self._finished:
+            self._auto_finish = False  # the answer waits out the latency: Tornado must not end it
+            asyncio.get_running_loop().call_later(self.lab.latency, super().finish, chunk)
+            return None
+        return super().finish(chunk)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self.lab.handlers.add(self)
+        super().open(*args, **kwargs)
+
+    def on_message(self, message: str | bytes) -> None:  # type: ignore[override]
+        if not self.lab.partitioned:
+            super().on_message(message)
+
+    def on_ws_connection_close(self, code: int | None = None, reason: str | None = None) -> None:
+        if not self.lab.partitioned:  # a partition hides the peer's close too
+            super().on_ws_connection_close(code, reason)
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if not self.lab.partitioned:
+            super().close(code, reason)
+
+    def write_frame(self, data: bytes) -> None:
+        if self.lab.partitioned:
+            return  # lost: the tracer saw it leave, the client never sees it
+        if not self.lab.latency:
+            return super().write_frame(data)
+        # the same delay for every frame: timers fire in order, so frames keep their order
+        asyncio.get_running_loop().call_later(self.lab.latency, super().write_frame, data)
 
 
 async def start_server(
@@ -101,6 +232,8 @@ def live_trace(tracer: Tracer, last: int = 30) -> Iterator[None]:
     """Show the packets as they cross the wire (the last ``last``, timed). At the end the view
     goes back to its first words, as the saved notebook must not depend on timing: print the
     trace after the block."""
+    from IPython.display import Pretty, display
+
     idle = Pretty("live trace: packets appear here while the scenario runs")
     handle, lines = display(idle, display_id=True), []
 
@@ -121,6 +254,8 @@ def live_trace(tracer: Tracer, last: int = 30) -> Iterator[None]:
 
 def sequence_diagram(records: list[Record], title: str = "", width: int = 34) -> Any:
     """Client and server as two lifelines, one arrow per packet, in order from top to bottom."""
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(records) + 1.2))
     ax.vlines([0, 1], -0.5, len(records) - 0.5, colors="grey", linewidth=1)
     for i, r in enumerate(records):
@@ -145,6 +280,8 @@ def timeline(
 ) -> Any:
     """Plot ``value(record)`` over time, coloured by transport (``None``: left out), with a dashed
     line at each record whose ``wire`` is in ``marks``."""
+    import matplotlib.pyplot as plt
+
     marks = set(marks)
     fig, ax = plt.subplots(figsize=(9, 3.5))
     for t, color in COLORS.items():
@@ -171,6 +308,8 @@ def timeline(
 
 def latency_plot(series: dict[str, list[float]], title: str = "") -> Any:
     """Each series (seconds) message by message on the left, as a histogram on the right."""
+    import matplotlib.pyplot as plt
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5), width_ratios=[2, 1])
     ms = {name: [v * 1000 for v in values] for name, values in series.items()}
     for name, values in ms.items():
@@ -184,6 +323,8 @@ def latency_plot(series: dict[str, list[float]], title: str = "") -> Any:
 
 def state_diagram(transitions: dict[tuple[Any, str], Any], title: str = "") -> Any:
     """Draw a table ``{(state, event): next_state}``: the states on a circle, labelled arrows."""
+    import matplotlib.pyplot as plt
+
     states = list(dict.fromkeys([s for s, _ in transitions] + list(transitions.values())))
     turns = [math.pi - 2 * math.pi * i / len(states) for i in range(len(states))]  # a circle
     place = {s: (math.cos(a), math.sin(a)) for s, a in zip(states, turns, strict=True)}

@@ -10,8 +10,8 @@ What is served (see :func:`make_app`):
 * ``/vendor/socket.io.min.js`` — the npm ``socket.io-client`` bundle, read from ``node_modules`` at
   run time (``make install`` puts it there; it is never copied into this repository);
 * ``/socket.io/`` — the server: the chat of ``examples/chat.py`` plus the ``/inspector`` namespace;
-* ``/faults`` — only with ``serve --faults``: the fault knobs of ``web/faults.py`` (the notebooks'
-  ``lab``), turned by the page's buttons.
+* ``/faults`` — only with ``serve --faults``: the fault knobs of the notebooks' ``lab``
+  (:class:`~sio_teach.lab.Lab`), turned by the page's buttons (:class:`FaultsHandler`).
 
 The inspector streams the server's own :class:`~sio_teach.trace.Tracer` records to every socket
 of ``/inspector`` (event ``trace``: a list of lines), and the sessions the server holds (event
@@ -27,19 +27,21 @@ sequence diagram), ``packet.js`` (inside a packet), ``heartbeat.js``, ``sessions
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import tornado.escape
 import tornado.ioloop
 import tornado.web
 
 from sio_teach.examples.chat import chat_server
+from sio_teach.lab import HOST, Lab
 from sio_teach.server import Server, Socket
 from sio_teach.trace import Record, Tracer
 from sio_teach.transports.eio_server import EngineServer
-from sio_teach.web.faults import HOST, FaultsHandler, Lab
 
 STATIC = Path(__file__).resolve().parent / "static"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -183,6 +185,61 @@ def page_routes(bundle: Path | None) -> list[tuple]:
     return routes
 
 
+class FaultsHandler(tornado.web.RequestHandler):
+    """``/faults``: the lab's knobs over HTTP, for the demo page's buttons (``serve --faults``).
+
+    ``GET`` answers the state; ``POST`` a JSON object ``{"action": …, "value": …}`` turns a knob
+    and answers the new state. Actions: ``latency`` (seconds), ``block`` (true/false: refuse new
+    WebSockets), ``drop`` (a session's alias), ``partition`` (seconds; then it heals), ``restart``.
+    Plain HTTP, not Socket.IO: a button must still work while the page's connection is broken.
+    """
+
+    def initialize(self, lab: Lab) -> None:
+        self.lab = lab
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "latency": self.lab.latency,
+            "block": self.lab.engine.block_websocket,
+            "partitioned": self.lab.partitioned,
+        }
+
+    def get(self) -> None:
+        self.finish(self.state())
+
+    def post(self) -> None:
+        lab, loop = self.lab, asyncio.get_running_loop()
+        try:
+            body = json.loads(self.request.body or b"{}")
+            action, value = body["action"], body.get("value")
+            if action == "latency":
+                lab.latency = max(0.0, min(float(value), 10.0))
+            elif action == "block":
+                lab.engine.block_websocket = bool(value)
+            elif action == "drop":
+                lab.drop(str(value))
+            elif action == "partition":
+                lab.partitioned = True
+                loop.call_later(
+                    max(0.0, min(float(value), 60.0)), setattr, lab, "partitioned", False
+                )
+            elif action == "restart":
+                blocked = lab.engine.block_websocket
+                loop.call_soon(asyncio.ensure_future, restart(lab, blocked))  # after this answer
+            else:
+                raise ValueError(action)
+        except (KeyError, TypeError, ValueError) as error:
+            self.set_status(400)
+            self.finish({"error": f"not a fault: {error}"})
+            return
+        self.finish(self.state())
+
+
+async def restart(lab: Lab, block_websocket: bool) -> None:
+    await lab.restart()
+    lab.engine.block_websocket = block_websocket  # a setting of the deployment: it survives
+
+
 def make_app(sio: Server, bundle: Path | None) -> tornado.web.Application:
     """The Tornado application of the demo page around ``sio`` (pass :func:`find_bundle`)."""
     return tornado.web.Application(page_routes(bundle) + sio.routes())
@@ -198,7 +255,7 @@ def start_demo(
     bundle: Path | None = None,
 ) -> Lab:
     """The demo server (:func:`demo_server`) and its page, listening on ``host:port`` on the
-    running loop, as a :class:`~sio_teach.web.faults.Lab` (``.url``, ``.server``, ``.stop()``).
+    running loop, as a :class:`~sio_teach.lab.Lab` (``.url``, ``.server``, ``.stop()``).
     With ``faults``, ``/faults`` turns the lab's knobs (the page then shows its fault buttons)."""
     tracer = tracer or Tracer("server", sio=True)
     kept = list(tracer.listeners)  # the caller's; a restarted server brings its own inspector

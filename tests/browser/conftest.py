@@ -4,7 +4,7 @@
   127.0.0.1, as :class:`Demo` (``.url``, ``.sio``); set ``demo.sio.engine.block_websocket`` before
   opening a page to refuse WebSockets.
 * ``faults_demo`` fixture — the same page served as ``python -m sio_teach serve --faults`` serves
-  it (:func:`sio_teach.web.start_demo`: a :class:`~sio_teach.web.faults.Lab`, fault buttons on);
+  it (:func:`sio_teach.web.start_demo`: a :class:`~sio_teach.lab.Lab`, fault buttons on);
 * ``open_page`` fixture — ``page = await open_page("alice")`` opens the page (as ``?name=alice``;
   ``base=faults_demo.url`` for the other server) in a fresh browser context (each context is a separate browser profile: no shared cookies or
   socket.io Manager) and waits until it is connected. Uncaught page errors fail the test.
@@ -23,7 +23,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from sio_teach import Server, web
-from sio_teach.web.faults import Lab
+from sio_teach.lab import Lab
 from tests.conftest import start_server
 
 CHROMIUM = "/usr/bin/chromium"

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from playwright.async_api import Page, expect
 
 from sio_teach import Socket
-from sio_teach.web.faults import Lab
+from sio_teach.lab import Lab
 from tests.browser.conftest import Demo
 
 OpenPage = Callable[..., Awaitable[Page]]

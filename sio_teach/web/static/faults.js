@@ -1,5 +1,5 @@
 // Faults at a button (only with `serve --faults`): each button turns one of the lab's knobs on
-// the server (sio_teach/web/faults.py, the same as in the notebooks) through POST /faults.
+// the server (sio_teach/lab.py's Lab, the same as in the notebooks) through POST /faults.
 import { note } from "./wire.js";
 
 let state, alias = () => null;

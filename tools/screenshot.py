@@ -1,6 +1,6 @@
 """Regenerate the README's picture of the demo page: a scripted chat, photographed in Chromium.
 
-    python -m sio_teach.web.screenshot docs/inspector.png
+    .venv/bin/python tools/screenshot.py docs/inspector.png
 
 Starts the demo server (as ``serve --faults`` does) on a free port of 127.0.0.1, opens two pages
 (alice and bob) in headless Chromium (``/usr/bin/chromium``, driven by Playwright: never
@@ -60,7 +60,7 @@ async def photograph(out: Path, chromium: str = CHROMIUM) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sio_teach.web.screenshot", description=__doc__)
+    parser = argparse.ArgumentParser(prog="tools/screenshot.py", description=__doc__)
     parser.add_argument("out", type=Path, nargs="?", default=Path("docs/inspector.png"))
     parser.add_argument("--chromium", default=CHROMIUM, help=f"the browser (default {CHROMIUM})")
     args = parser.parse_args(argv)
