@@ -24,15 +24,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import tornado.httpserver
-import tornado.netutil
-
 from sio_teach import web
 from sio_teach.client import Client
 from sio_teach.errors import ConnectError
 from sio_teach.examples import stop_on_signals
 from sio_teach.trace import Record, Tracer
-from sio_teach.transports.http import HTTPServer
 
 packet_log = logging.getLogger("sio_teach.packets")
 
@@ -67,27 +63,27 @@ def setup_logging(debug: bool) -> None:
 async def serve(args: argparse.Namespace, debug: bool) -> int:
     tracer = Tracer("server", sio=True, limit=0)  # keep no records: a demo may run for days
     tracer.listeners.append(packet_printer(debug))
-    sio = web.demo_server(tracer)
-    sio.engine.block_websocket = args.block_websocket
     bundle = web.find_bundle()
     if bundle is None:
         note(f"warning: {web.missing_bundle_message()}")
     stop = stop_on_signals()
-    http = HTTPServer(web.make_app(sio, bundle))
-    sockets = tornado.netutil.bind_sockets(args.port, args.host)
-    http.add_sockets(sockets)
-    port = sockets[0].getsockname()[1]
+    lab = web.start_demo(
+        host=args.host,
+        port=args.port,
+        faults=args.faults,
+        block_websocket=args.block_websocket,
+        tracer=tracer,
+        bundle=bundle,
+    )
     blocked = " (WebSocket blocked: clients stay on long-polling)" if args.block_websocket else ""
+    faults = " with fault buttons" if args.faults else ""
     note(
-        f"sio_teach demo on http://{args.host}:{port}/{blocked} — open it in two browsers; Ctrl-C stops"
+        f"sio_teach demo on http://{args.host}:{lab.port}/{blocked}{faults} — open it in two "
+        "browsers; Ctrl-C stops"
     )
     await stop.wait()
     note("stopping")
-    sio.close()  # every session gets its close packet
-    http.stop()
-    await asyncio.sleep(0)  # let answered long-polls write
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(http.close_all_connections(), 2.0)
+    await lab.shutdown()  # every session gets its close packet, then the port is closed
     return 0
 
 
@@ -176,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--block-websocket",
         action="store_true",
         help="refuse WebSocket requests, as a strict proxy would: clients stay on long-polling",
+    )
+    s.add_argument(
+        "--faults",
+        action="store_true",
+        help="show fault buttons on the page (latency, block WebSockets, drop, partition, "
+        "restart): the notebooks' lab knobs, for anyone who can reach the page; off by default",
     )
     s.set_defaults(run=serve)
 

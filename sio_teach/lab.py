@@ -1,9 +1,14 @@
 """Notebook helpers: a server inside the kernel, a live packet trace, fault knobs, and plots.
 
+The server and its fault knobs (:class:`Lab`, :class:`LabHandler`) need Tornado only: the demo
+page's ``serve --faults`` runs on them too (``web.start_demo``). The live trace and the plots
+import IPython and matplotlib when first called.
+
 lab = await start_server(ping_interval=0.3)  # Socket.IO on 127.0.0.1, a free port, this loop
 with live_trace(lab.tracer):                 # watch the packets while the scenario runs
     ...                                      # (every scenario cell awaits its own end)
 print(lab.tracer.text())                     # the deterministic trace that nbval checks
+lab.latency = 0.2; lab.partitioned = True    # fault knobs (also the buttons of `serve --faults`)
 await lab.stop()                             # every session, WebSocket and port closed
 await lab.restart()                          # a fresh server on the same port (a redeploy)
 """
@@ -18,12 +23,8 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import matplotlib.pyplot as plt
-import tornado.httpserver
 import tornado.netutil
 import tornado.web
-import tornado.websocket
-from IPython.display import Pretty, display
 
 from sio_teach.server import Server
 from sio_teach.trace import Record, Tracer
@@ -31,6 +32,7 @@ from sio_teach.transports.eio_server import EngineHandler, EngineServer, EngineS
 from sio_teach.transports.http import HTTPServer
 
 HOST = "127.0.0.1"
+
 COLORS = {"GET": "tab:blue", "POST": "tab:orange", "ws": "tab:green"}
 
 
@@ -58,11 +60,15 @@ async def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> N
 
 
 class Lab:
-    """A server on the kernel's loop, its tracer, and fault knobs: ``latency`` (seconds added to
+    """A server on the running loop, its tracer, and fault knobs: ``latency`` (seconds added to
     every server write, in order), ``partitioned`` (WebSocket frames and closes vanish both ways
-    while TCP stays up: only a heartbeat can tell), :meth:`drop` (cut a WebSocket's TCP connection),
-    and the server's own ``engine.block_websocket`` (refuse WebSockets, as some proxies do).
-    :meth:`restart` replaces the server by a fresh one on the same port, as a process restart would."""
+    while TCP stays up: only a heartbeat can tell), :meth:`drop` (cut a WebSocket's TCP
+    connection), and the server's own ``engine.block_websocket`` (refuse WebSockets, as some
+    proxies do).
+
+    ``make()`` builds the server (and returns it with its Engine.IO server); ``setup(server)`` runs
+    on each new server before it listens; ``routes(lab)`` adds Tornado routes beside the server's
+    (the demo page). :meth:`restart` replaces the server by a fresh one on the same port."""
 
     def __init__(
         self,
@@ -70,9 +76,12 @@ class Lab:
         path: str,
         port: int = 0,
         setup: Callable[[Any], None] | None = None,
+        *,
+        host: str = HOST,
+        routes: Callable[[Lab], list[Any]] | None = None,
     ) -> None:
-        quiet_logs()
         self.make, self.path, self.port, self.setup = make, path, port, setup
+        self.host, self.routes = host, routes
         self.latency, self.partitioned = 0.0, False
         self.handlers: set[LabHandler] = set()  # every WebSocket, for stop()
         self._listen()
@@ -83,13 +92,14 @@ class Lab:
         self.tracer = self.engine.tracer
         if self.setup is not None:
             self.setup(self.server)  # before listening: no client can come in first
+        extra = self.routes(self) if self.routes is not None else []
         app = tornado.web.Application(
-            [(self.path, LabHandler, {"engine": self.engine, "lab": self})]
+            [*extra, (self.path, LabHandler, {"engine": self.engine, "lab": self})]
         )
         self.http_server = HTTPServer(app)
-        sockets = tornado.netutil.bind_sockets(self.port, HOST)  # port 0: the OS picks a free port
+        sockets = tornado.netutil.bind_sockets(self.port, self.host)  # port 0: the OS picks one
         self.port = sockets[0].getsockname()[1]
-        self.url = f"http://{HOST}:{self.port}"  # the base URL, for a client
+        self.url = f"http://{self.host}:{self.port}"  # the base URL, for a client
         self.http_server.add_sockets(sockets)
         self.running = True
 
@@ -189,6 +199,7 @@ async def start_server(
     ``setup(server)`` registers handlers (again after each :meth:`Lab.restart`). For several
     nodes in one notebook, give each its own ``node`` name (the tracer's) and ``ids`` prefix
     (``ids="A"``: sessions and sockets ``A-0001``, ``A-0002``…, unique across the cluster)."""
+    quiet_logs()
     tracer, ids_factory = Tracer(node, sio=True), counter_ids(ids)
 
     def make() -> tuple[Server, EngineServer]:
@@ -206,6 +217,7 @@ async def start_engine(
     **options: Any,
 ) -> Lab:
     """A raw Engine.IO server (an echo unless ``on_connect`` says otherwise) on 127.0.0.1."""
+    quiet_logs()
     tracer, ids = Tracer("server"), counter_ids()
 
     def make() -> tuple[EngineServer, EngineServer]:
@@ -220,6 +232,8 @@ def live_trace(tracer: Tracer, last: int = 30) -> Iterator[None]:
     """Show the packets as they cross the wire (the last ``last``, timed). At the end the view
     goes back to its first words, as the saved notebook must not depend on timing: print the
     trace after the block."""
+    from IPython.display import Pretty, display
+
     idle = Pretty("live trace: packets appear here while the scenario runs")
     handle, lines = display(idle, display_id=True), []
 
@@ -240,6 +254,8 @@ def live_trace(tracer: Tracer, last: int = 30) -> Iterator[None]:
 
 def sequence_diagram(records: list[Record], title: str = "", width: int = 34) -> Any:
     """Client and server as two lifelines, one arrow per packet, in order from top to bottom."""
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(records) + 1.2))
     ax.vlines([0, 1], -0.5, len(records) - 0.5, colors="grey", linewidth=1)
     for i, r in enumerate(records):
@@ -264,6 +280,8 @@ def timeline(
 ) -> Any:
     """Plot ``value(record)`` over time, coloured by transport (``None``: left out), with a dashed
     line at each record whose ``wire`` is in ``marks``."""
+    import matplotlib.pyplot as plt
+
     marks = set(marks)
     fig, ax = plt.subplots(figsize=(9, 3.5))
     for t, color in COLORS.items():
@@ -290,6 +308,8 @@ def timeline(
 
 def latency_plot(series: dict[str, list[float]], title: str = "") -> Any:
     """Each series (seconds) message by message on the left, as a histogram on the right."""
+    import matplotlib.pyplot as plt
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5), width_ratios=[2, 1])
     ms = {name: [v * 1000 for v in values] for name, values in series.items()}
     for name, values in ms.items():
@@ -303,6 +323,8 @@ def latency_plot(series: dict[str, list[float]], title: str = "") -> Any:
 
 def state_diagram(transitions: dict[tuple[Any, str], Any], title: str = "") -> Any:
     """Draw a table ``{(state, event): next_state}``: the states on a circle, labelled arrows."""
+    import matplotlib.pyplot as plt
+
     states = list(dict.fromkeys([s for s, _ in transitions] + list(transitions.values())))
     turns = [math.pi - 2 * math.pi * i / len(states) for i in range(len(states))]  # a circle
     place = {s: (math.cos(a), math.sin(a)) for s, a in zip(states, turns, strict=True)}

@@ -7,6 +7,8 @@ see what the server saw. Every wait is bounded (:func:`read_until`, :meth:`Cli.s
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import re
 import signal
@@ -139,7 +141,7 @@ async def test_help_names_the_commands_and_their_options(cli: Any) -> None:
 
     serve = await cli("serve", "--help")
     assert await serve.wait() == 0
-    for option in ("--port", "--host", "--block-websocket", "--debug"):
+    for option in ("--port", "--host", "--block-websocket", "--faults", "--debug"):
         assert option in str(serve), option
 
     trace = await cli("trace", "--help")
@@ -183,11 +185,54 @@ async def test_serve_answers_the_handshake_serves_the_page_and_stops_on_sigterm(
             assert part in page, part
         bundle = await http.fetch(f"{base}/vendor/socket.io.min.js", request_timeout=10)
         assert b"socket.io" in bundle.body[:200].lower()
-        for path in ("/static/app.js", "/static/style.css"):
-            assert (await http.fetch(base + path, request_timeout=10)).code == 200
+        for name in ("app", "wire", "diagram", "packet", "heartbeat", "sessions", "faults"):
+            script = await http.fetch(f"{base}/static/{name}.js", request_timeout=10)
+            assert "javascript" in script.headers["Content-Type"], name  # an ES module must be
+        assert (await http.fetch(f"{base}/static/style.css", request_timeout=10)).code == 200
+        faults = await http.fetch(f"{base}/faults", request_timeout=10, raise_error=False)
+        assert faults.code == 404  # no fault buttons unless --faults
     finally:
         http.close()
     await server.read_until(r"S1 > GET  eio open +0\{\"sid\":\"S1\"")  # the live server trace
+    assert await server.stop() == 0
+
+
+async def test_serve_faults_turns_the_lab_knobs_over_http(cli: Any) -> None:
+    port = free_port()
+    server = await cli("serve", "--port", str(port), "--faults")
+    await server.read_until(r"with fault buttons", stream="err")
+    http = tornado.httpclient.AsyncHTTPClient(force_instance=True)
+    base = f"http://{HOST}:{port}"
+
+    async def turn(action: str, value: Any = None) -> dict[str, Any]:
+        body = json.dumps({"action": action, "value": value})
+        answer = await http.fetch(f"{base}/faults", method="POST", body=body, request_timeout=10)
+        return json.loads(answer.body)
+
+    try:
+        state = json.loads((await http.fetch(f"{base}/faults", request_timeout=10)).body)
+        assert state == {"latency": 0.0, "block": False, "partitioned": False}
+        assert (await turn("latency", 0.3))["latency"] == 0.3
+        started = asyncio.get_running_loop().time()
+        await http.fetch(f"{base}/socket.io/?EIO=4&transport=polling", request_timeout=10)
+        assert asyncio.get_running_loop().time() - started >= 0.3  # the handshake waited it out
+        assert (await turn("block", True))["block"] is True
+        assert (await turn("partition", 0.2))["partitioned"] is True
+        bad = await http.fetch(
+            f"{base}/faults", method="POST", body='{"action":"meteor"}', raise_error=False
+        )
+        assert bad.code == 400
+        await turn("restart")  # a fresh server on the same port; WebSockets stay blocked
+        for _ in range(50):  # bounded: the port is back within a moment
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(OSError, tornado.httpclient.HTTPClientError):
+                state = json.loads((await http.fetch(f"{base}/faults", request_timeout=2)).body)
+                break
+        assert state == {"latency": 0.0, "block": True, "partitioned": False}
+        await http.fetch(f"{base}/socket.io/?EIO=4&transport=polling", request_timeout=10)
+        await server.read_until(r"S2 > GET  eio open")  # a new session; the aliases carry on
+    finally:
+        http.close()
     assert await server.stop() == 0
 
 

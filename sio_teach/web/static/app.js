@@ -1,6 +1,12 @@
-// The demo page: a chat over the official socket.io client (the global `io`), the packets of
-// this page's connection traced live, and the server's own trace streamed over /inspector.
-"use strict";
+// The demo page: a chat over the official socket.io client (the global `io`, a classic script
+// loaded before this module), the packets of this page's connection traced live, and the
+// server's own trace streamed over /inspector. The other views are modules of their own.
+import * as diagram from "./diagram.js";
+import * as faults from "./faults.js";
+import * as heartbeat from "./heartbeat.js";
+import * as packet from "./packet.js";
+import * as sessions from "./sessions.js";
+import { note, tapManager } from "./wire.js";
 
 const $ = (selector) => document.querySelector(selector);
 const params = new URLSearchParams(location.search);
@@ -89,10 +95,24 @@ manager.open = (callback) => {   // every (re)connection creates its engine here
   if (manager.engine !== engineBefore) traceEngine(manager.engine);
   return result;
 };
+tapManager(manager); // the views below draw what it sees
 const socket = manager.socket("/", { auth: { name } }); // the chat
-const inspector = manager.socket("/inspector");         // the server's trace
+const inspector = manager.socket("/inspector");         // the server's trace and sessions
+window.sioTeach = { manager, socket, inspector };        // for the console (and the tests)
+
+packet.init($("#packet"));
+diagram.init($("#sequence"), { select: packet.show });
+heartbeat.init($("#heartbeat-view"));
+sessions.init($("#sessions"), inspector);
+faults.init($("#faults"), { myAlias: () => $("#alias").textContent });
 socket.connect();
-inspector.connect();
+// The inspector joins once the upgrade is settled, so that the handshake, the probe, the noop and
+// the upgrade show alone in the diagram (its own packets would race with them on the held GET).
+new Promise((settled) => {
+  if (pollingOnly) settled();
+  manager.engine.once("upgrade", settled).once("upgradeError", settled);
+  setTimeout(settled, 3000);
+}).then(() => inspector.connect());
 
 // -- at a glance: who, state, transport ---------------------------------------------------------
 
@@ -121,16 +141,31 @@ function addMessage(text, className) {
   return item;
 }
 
-socket.on("chat", (who, text) => addMessage(`${who}: ${text}`, who === "server" ? "server" : ""));
+const shown = (data) => (typeof data === "string" ? data
+  : `<${data.byteLength} bytes: ${Array.from(new Uint8Array(data), (b) => b.toString(16).padStart(2, "0")).join(" ")}>`);
+socket.on("chat", (who, text) => addMessage(`${who}: ${shown(text)}`, who === "server" ? "server" : ""));
 
-$("#form").addEventListener("submit", (event) => {
-  event.preventDefault();
+// Send the message as text, or as bytes (its UTF-8): a BINARY_EVENT and its attachment.
+// Sent while disconnected, it waits in the socket's send buffer, which drains on connection.
+let buffered = 0;
+socket.on("connect", () => {
+  if (buffered) note(`send buffer drained: ${buffered} event${buffered > 1 ? "s" : ""} sent as the namespace connected (above)`);
+  buffered = 0;
+});
+function send(asBytes) {
   const text = $("#message").value.trim();
   if (!text) return;
-  const item = addMessage(`${name}: ${text}`, "mine");
-  socket.emit("chat", text, (reply) => { item.textContent += ` (${reply})`; }); // the server's ACK
+  const data = asBytes ? new TextEncoder().encode(text) : text;
+  const item = addMessage(`${name}: ${shown(asBytes ? data.buffer : data)}`, "mine");
+  if (!socket.connected) {
+    buffered += 1;
+    note(`not connected: "chat" waits in the socket's send buffer (${socket.sendBuffer.length + 1})`);
+  }
+  socket.emit("chat", data, (reply) => { item.textContent += ` (${reply})`; }); // the server's ACK
   $("#message").value = "";
-});
+}
+$("#form").addEventListener("submit", (event) => { event.preventDefault(); send(false); });
+$("#bytes").addEventListener("click", () => send(true));
 
 // -- the inspector: the server's trace ------------------------------------------------------------
 
