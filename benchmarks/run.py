@@ -60,6 +60,10 @@ SERVERS: dict[str, ServerSpec] = {
         "sio_teach (tornado)",
         [sys.executable, "-m", "sio_teach.examples.bench_server", "--port", "{port}"],
     ),
+    "ours_uvloop": ServerSpec(
+        "sio_teach (tornado, uvloop)",
+        [sys.executable, "-m", "sio_teach.examples.bench_server", "--port", "{port}", "--uvloop"],
+    ),
     "ps_tornado": ServerSpec(
         "python-socketio (tornado)",
         [sys.executable, "-m", "benchmarks.peer_socketio_tornado", "--port", "{port}"],

@@ -10,12 +10,15 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def test_quick_bench_run_writes_a_positive_figure(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("server", ["ours", "ours_uvloop"])
+def test_quick_bench_run_writes_a_positive_figure(tmp_path: pathlib.Path, server: str) -> None:
     out = tmp_path / "bench.jsonl"
-    cmd = [sys.executable, "-m", "benchmarks.run", "--quick", "--servers", "ours"]
+    cmd = [sys.executable, "-m", "benchmarks.run", "--quick", "--servers", server]
     cmd += ["--scenarios", "ack_rtt", "--set", "ack_rtt.count=100", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -24,7 +27,7 @@ def test_quick_bench_run_writes_a_positive_figure(tmp_path: pathlib.Path) -> Non
     runs = [r for r in records if r.get("kind") == "run"]
     assert len(runs) == 1, records
     run = runs[0]
-    assert (run["server"], run["scenario"]) == ("ours", "ack_rtt")
+    assert (run["server"], run["scenario"]) == (server, "ack_rtt")
     assert run["messages"] == 100
     assert run["msgs_per_s"] > 0 and run["latency_p50_ms"] > 0
     assert run["cpu_us_per_msg"] is not None and run["cpu_us_per_msg"] >= 0
