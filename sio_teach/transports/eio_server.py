@@ -110,13 +110,8 @@ class EngineSocket:
         session.send(data)
         if session.state is State.CLOSED:  # past max_buffer: the whole after() has work to do
             self.after()
-        # Otherwise this is what after() would do: a send changes the outbox only (no event, no
-        # deadline), so only the writing part of after() has something to do.
-        elif self.ws is not None:
-            for packet in session.take_outgoing():
-                self.ws.write_packet(packet)
-        elif self.get_waiter is not None and not self.get_waiter.done():
-            self.get_waiter.set_result(None)  # a GET is waiting: it takes the outbox
+        else:  # a send changes the outbox only (no event, no deadline): write it, nothing more
+            self._write()
 
     def close(self, reason: str = DisconnectReason.FORCED_CLOSE) -> None:
         """Close the session from the server side (the client gets a close packet)."""
@@ -139,14 +134,9 @@ class EngineSocket:
             else:
                 self.on_close(event.reason)
         closed = session.state is State.CLOSED
-        if self.ws is not None:
-            for packet in session.take_outgoing():
-                self.ws.write_packet(packet)
-            if closed:
-                self.ws.close()
-        elif self.get_waiter is not None and session.polling_ready():
-            if not self.get_waiter.done():
-                self.get_waiter.set_result(None)
+        self._write()
+        if closed and self.ws is not None:
+            self.ws.close()
         probe = self.probe
         if probe is not None and (closed or probe.probed and session.state is State.POLLING):
             probe.close()  # the upgrade timed out, or the session ended, before the `5`
@@ -154,6 +144,16 @@ class EngineSocket:
         if closed and session.forgettable:
             self.server.sessions.pop(self.sid, None)
         self._arm_timer(session.next_deadline())
+
+    def _write(self) -> None:
+        """Write what the session has queued: on a WebSocket, a frame per packet at once; on
+        long-polling, wake the GET that is waiting (it takes the payload)."""
+        if self.ws is not None:
+            for packet in self.session.take_outgoing():
+                self.ws.write_packet(packet)
+        elif self.get_waiter is not None and self.session.polling_ready():
+            if not self.get_waiter.done():
+                self.get_waiter.set_result(None)
 
     def _arm_timer(self, deadline: float | None) -> None:
         """Note the session's next deadline. A new entry goes on the server's timer only when the
