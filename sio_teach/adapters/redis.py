@@ -45,6 +45,7 @@ from redis.exceptions import RedisError
 from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter, OnAck, OnCount, Send
 from sio_teach.errors import AckTimeoutError
 from sio_teach.sio.packet import Packet, PacketType
+from sio_teach.tasks import spawn
 
 if TYPE_CHECKING:
     from sio_teach.server import Socket
@@ -192,8 +193,8 @@ class RedisAdapter(MemoryAdapter):
         except RuntimeError:
             return  # a Server made before the loop runs: started by the first use inside it
         self._tasks = [
-            asyncio.ensure_future(self._subscriber()),
-            asyncio.ensure_future(self._publisher()),
+            spawn(self._subscriber(), "Redis subscriber"),
+            spawn(self._publisher(), "Redis publisher"),
         ]
 
     async def wait_ready(self, timeout: float = 5.0) -> None:
@@ -209,7 +210,7 @@ class RedisAdapter(MemoryAdapter):
         for task in self._tasks:
             task.cancel()
         with contextlib.suppress(RuntimeError):  # no running loop: nothing was started
-            self._closing = asyncio.ensure_future(self._shutdown())
+            self._closing = spawn(self._shutdown(), "closing the Redis adapter")
 
     async def aclose(self) -> None:
         """Close, and wait (at most a few seconds) until the Redis connections are closed."""

@@ -30,6 +30,7 @@ from typing import Any
 
 from sio_teach.errors import DisconnectReason, ProtocolError
 from sio_teach.sio.backoff import Backoff
+from sio_teach.sio.events import AckReceived, AckTimedOut
 from sio_teach.sio.packet import Decoder, Packet, PacketType
 
 
@@ -146,19 +147,6 @@ class EventReceived:
     name: str
     args: list[Any]
     ack_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class AckReceived:
-    nsp: str
-    ack_id: int
-    args: list[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class AckTimedOut:
-    nsp: str
-    ack_id: int
 
 
 @dataclass(frozen=True, slots=True)

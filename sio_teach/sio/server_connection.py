@@ -27,6 +27,7 @@ from enum import Enum
 from typing import Any
 
 from sio_teach.errors import DisconnectReason, ProtocolError
+from sio_teach.sio.events import AckReceived, AckTimedOut
 from sio_teach.sio.packet import Decoder, Packet, PacketType
 
 
@@ -73,23 +74,6 @@ class Event:
     name: str
     args: list[Any]
     ack_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class AckReceived:
-    """The client answered the EVENT that carried ``ack_id``."""
-
-    nsp: str
-    ack_id: int
-    args: list[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class AckTimedOut:
-    """No ACK for ``ack_id`` before its deadline (a late one is ignored)."""
-
-    nsp: str
-    ack_id: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ import tornado.web
 from sio_teach.examples.chat import chat_server
 from sio_teach.lab import HOST, Lab
 from sio_teach.server import Server, Socket
+from sio_teach.tasks import spawn
 from sio_teach.trace import Record, Tracer
 from sio_teach.transports.eio_server import EngineServer
 
@@ -225,7 +226,9 @@ class FaultsHandler(tornado.web.RequestHandler):
                 )
             elif action == "restart":
                 blocked = lab.engine.block_websocket
-                loop.call_soon(asyncio.ensure_future, restart(lab, blocked))  # after this answer
+                loop.call_soon(
+                    spawn, restart(lab, blocked), "restarting the server"
+                )  # after this answer
             else:
                 raise ValueError(action)
         except (KeyError, TypeError, ValueError) as error:

@@ -77,6 +77,21 @@ async def start(serve: Serve, sio: Server) -> App:
     return App(sio, live)
 
 
+async def three_clients(
+    serve: Serve, raw: RawFactory, sio: Server
+) -> tuple[Recorder, list[Any], list[Any]]:
+    """``sio`` served, and three raw clients connected to ``/``: (its recorder, the clients, their
+    sockets)."""
+    rec = Recorder(sio)
+    app = await start(serve, sio)
+    clients = [await raw(app.live) for _ in range(3)]
+    sockets = []
+    for client in clients:
+        await client.connect()
+        sockets.append(await asyncio.wait_for(rec.connected.get(), 5.0))
+    return rec, clients, sockets
+
+
 # -- handler return values → ACK -------------------------------------------------------------
 
 
@@ -454,14 +469,7 @@ async def test_volatile_is_delivered_on_websocket(serve: Serve, raw: RawFactory)
 
 async def test_rooms_and_broadcast_operators(serve: Serve, raw: RawFactory) -> None:
     sio = Server()
-    rec = Recorder(sio)
-    app = await start(serve, sio)
-    a, b, c = [await raw(app.live) for _ in range(3)]
-    sockets = []
-    for client in (a, b, c):
-        await client.connect()
-        sockets.append(await asyncio.wait_for(rec.connected.get(), 5.0))
-    sa, sb, sc = sockets
+    rec, (a, b, c), (sa, sb, sc) = await three_clients(serve, raw, sio)
     sa.join("red", "blue")
     sb.join("red")
     assert sa.rooms == {sa.id, "red", "blue"}
@@ -887,14 +895,7 @@ async def test_emit_with_ack_on_a_disconnected_socket_fails_at_once(
 async def test_socket_broadcasts_never_reach_the_sender(serve: Serve, raw: RawFactory) -> None:
     """``socket.broadcast`` / ``socket.to(room)`` exclude the sender, whatever is chained after."""
     sio = Server()
-    rec = Recorder(sio)
-    app = await start(serve, sio)
-    a, b, c = [await raw(app.live) for _ in range(3)]
-    sockets = []
-    for client in (a, b, c):
-        await client.connect()
-        sockets.append(await asyncio.wait_for(rec.connected.get(), 5.0))
-    sa, sb, sc = sockets
+    rec, (a, b, c), (sa, sb, sc) = await three_clients(serve, raw, sio)
     for s in (sa, sb, sc):
         s.join("red")
     sc.join("blue")
