@@ -392,6 +392,7 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
             if engine.block_websocket and checked.arg("transport") == "websocket":
                 raise refusal(BAD_REQUEST, "WebSocket blocked (fault injection)")
         except ProtocolError as error:
+            self.verdict = self.socket = None  # refused: this request is not the session's
             attached = engine.sessions.get(checked.arg("sid") or "")
             if error.close_session and attached is not None:
                 attached.session.fail(DisconnectReason.TRANSPORT_ERROR, engine.now())

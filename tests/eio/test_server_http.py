@@ -920,3 +920,20 @@ async def test_application_may_send_from_on_connect(
         ws = await ws_connect(live.ws_url("/engine.io/", EIO=4, transport="websocket"))
         assert (await recv(ws))[0] == "0"
         assert await recv(ws) == "4welcome"
+
+
+async def test_a_refused_websocket_does_not_release_the_held_get(
+    http: Http, ws_connect: Any, app: EchoApp
+) -> None:
+    """A WebSocket refused for a polling session (here by the block-WebSocket fault knob) is not
+    the session's: its connection closing must not answer the GET the session holds."""
+    sid, _ = await handshake(http, app)
+    pending = await start_get(http, app, sid)
+    app.engine.block_websocket = True
+    with pytest.raises(HTTPClientError) as info:
+        await ws_connect(app.ws_url(sid=sid))
+    assert info.value.code == 400
+    await asyncio.sleep(0.05)  # the refused connection has closed by now
+    assert not pending.done()
+    app.sockets[sid].send("still held")
+    assert packets(await pending) == [Packet(T.MESSAGE, "still held")]
