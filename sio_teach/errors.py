@@ -73,6 +73,7 @@ class DisconnectReason(StrEnum):
     IO_CLIENT_DISCONNECT = "io client disconnect"  # the client called socket.disconnect()
     SERVER_NAMESPACE_DISCONNECT = "server namespace disconnect"  # seen on the server side
     CLIENT_NAMESPACE_DISCONNECT = "client namespace disconnect"  # seen on the server side
+    FORCED_SERVER_CLOSE = "forced server close"  # the client broke the rules: all namespaces end
     # the Engine.IO layer
     PING_TIMEOUT = "ping timeout"  # no pong (server side) or no ping (client side) in time
     TRANSPORT_CLOSE = "transport close"  # the connection was closed (or the peer sent close)
