@@ -174,6 +174,8 @@ class Connection:
     (calls handlers, sends packets, arms the machine's one timer). One :class:`Socket` per
     connected namespace."""
 
+    failures: set[tuple[str, type]] | None = None  # what failed already (see contain())
+
     def __init__(self, server: Server, eio: EngineSocket) -> None:
         self.server = server
         self.eio = eio
@@ -186,7 +188,6 @@ class Connection:
         self.sockets: dict[str, Socket] = {}
         self._timer: object | None = None
         self._timer_at: float | None = None
-        self._failures: set[tuple[str, type]] = set()  # see contain()
         eio.on_message = self.on_message
         eio.on_close = self.on_close
         self.after()
@@ -260,7 +261,7 @@ class Connection:
                 socket.nsp.adapter.del_all(socket.id)  # forget rooms a middleware joined
             if isinstance(error, ConnectRefused):
                 return self._refuse(name, error.message, error.data)
-            contain(self.server, self._failures, f"CONNECT to {name}", error)
+            contain(self.server, self, f"CONNECT to {name}", error)
             return self._refuse(name, "Internal server error")
         reply = self.machine.accept(name, socket.id, socket.pid)
         if reply is None:  # the connection closed while the middlewares ran
