@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -26,13 +27,14 @@ from sio_teach.adapters.redis_streams import (
     encode_session,
     redis_streams_adapter,
 )
+from sio_teach.examples.conformance import make_app
 from sio_teach.sio.backoff import Backoff
 from sio_teach.sio.recovery import Session
 from sio_teach.transports.http import HTTPServer
 from tests.adapters.conftest import WAIT, make_server
 from tests.conftest import HOST, NODE_MODULES, ROOT, LiveServer, node_executable, start_server
 
-STREAMS_NODE = ROOT / "tests" / "adapters" / "redis_streams_node.js"
+STREAMS_NODE = ROOT / "tests" / "adapters" / "redis_node.js"  # with "streams"
 RECOVERY_CLIENT = ROOT / "tests" / "adapters" / "recovery_client.js"
 
 # -- the wire format (golden vectors: what dist/adapter.js encode() writes) -------------------
@@ -262,13 +264,7 @@ async def test_our_client_cut_from_one_node_is_restored_by_another(
             while not news:
                 await asyncio.sleep(0.01)
 
-        await live_a.stop()  # node A goes away; its session goes to Redis
-        admin = redis.asyncio.Redis.from_url(redis_server.url)
-        await wait_for(lambda: _has_session(admin))
-        await admin.aclose()
-        b.to("r1").emit("news", 2)
-        b.to("elsewhere").emit("news", "not for r1")
-        b.emit("news", 3)
+        await cut_then_miss(redis_server.url, live_a, b)
         a2, _ = await nodes(redis_server.url, live_a.port)  # another node where A was
         async with asyncio.timeout(10.0):
             while len(news) < 3:
@@ -280,6 +276,20 @@ async def test_our_client_cut_from_one_node_is_restored_by_another(
         assert restored.recovered and "r1" in restored.rooms
     finally:
         await client.close()
+
+
+async def cut_then_miss(redis_url: str, live_a: LiveServer, b: Server) -> None:
+    """Node A goes away (its session goes to Redis); node B then sends news 2 and 3 to the
+    session's room and to everyone, and one to another room."""
+    await live_a.stop()
+    admin = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        await wait_for(lambda: _has_session(admin))
+    finally:
+        await admin.aclose()
+    b.to("r1").emit("news", 2)
+    b.to("elsewhere").emit("news", "not for r1")
+    b.emit("news", 3)
 
 
 async def _has_session(admin: redis.asyncio.Redis) -> bool:
@@ -296,13 +306,7 @@ async def test_the_official_client_cut_from_one_node_is_restored_by_another(
     b.to("r1").emit("news", 1)
     await js.wait(lambda x: x["event"] == "news")
 
-    await live_a.stop()
-    admin = redis.asyncio.Redis.from_url(redis_server.url)
-    await wait_for(lambda: _has_session(admin))
-    await admin.aclose()
-    b.to("r1").emit("news", 2)
-    b.to("elsewhere").emit("news", "not for r1")
-    b.emit("news", 3)
+    await cut_then_miss(redis_server.url, live_a, b)
     await nodes(redis_server.url, live_a.port)
     (again,) = await js.wait(lambda x: x["event"] == "connect" and x["recovered"])
     assert again["id"] == first_id
@@ -318,7 +322,7 @@ async def test_two_python_nodes_and_a_node_js_node_share_one_stream(
     redis_server: Any, nodes: Any, node_script: Any, client: Any
 ) -> None:
     (_a, live_a), (_b, live_b) = await nodes(redis_server.url), await nodes(redis_server.url)
-    js = await node_script(STREAMS_NODE, redis_server.url)
+    js = await node_script(STREAMS_NODE, redis_server.url, "streams")
     (line,) = await js.wait(lambda x: "port" in x)
     await wait_for(lambda: _equals(listeners(redis_server.url), 3), timeout=10.0)
     urls = (("A", live_a.base_url), ("B", live_b.base_url), ("J", f"http://{HOST}:{line['port']}"))
@@ -345,3 +349,18 @@ async def test_two_python_nodes_and_a_node_js_node_share_one_stream(
 
 async def _equals(value: Awaitable[int], expected: int) -> bool:
     return await value == expected
+
+
+async def test_the_conformance_app_runs_on_the_streams_adapter_with_recovery(
+    redis_server: Any, client: Any
+) -> None:
+    address = redis_server.url.removeprefix("redis://")
+    app, engines = make_app(f"redis-streams://{address}", recovery=True)
+    live = await start_server(app, engines=engines)
+    try:
+        rec = await client(live.url("/").rstrip("/"), "C")
+        rec.client.emit("message", "x")
+        ((value, offset),) = await rec.wait("message-back", 1)
+        assert value == "x" and re.fullmatch(r"\d+-\d+", offset)  # an id of the stream
+    finally:
+        await live.stop()
