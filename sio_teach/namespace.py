@@ -267,7 +267,7 @@ class Socket:
         """The machine says this namespace ended: recovery, rooms, pending acks, the handler."""
         if self.nsp.recovery is not None and reason in recovery.RECOVERABLE_REASONS:
             session = recovery.Session(self.id, self.pid, self.rooms, self.data)  # type: ignore[arg-type]
-            self.nsp.recovery.persist(session, self.conn.loop.time())
+            self.nsp.adapter.persist_session(session)
         self.nsp._remove(self)
         acks, self.acks = self.acks, {}
         for _, on_fail in acks.values():
@@ -455,7 +455,7 @@ class BroadcastOperator:
         """Send to every matching socket; the packet is encoded once for all of them."""
         data, opts, nsp = [event, *args], self.opts, self.nsp
         if nsp.recovery is not None and not opts.volatile:  # an offset, and a copy kept
-            data = nsp.recovery.stamp(data, opts.rooms, opts.except_, nsp.server.engine.now())
+            data = nsp.adapter.stamp(data, opts)
         nsp.adapter.broadcast(Packet(PacketType.EVENT, nsp.name, data), opts)
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:

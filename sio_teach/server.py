@@ -251,7 +251,7 @@ class Connection:
             if nsp is None:
                 return self._refuse(name, "Invalid namespace")
             if nsp.recovery is not None and request.pid is not None:
-                session = nsp.recovery.restore(request.pid, request.offset, self.loop.time())
+                session = await nsp.adapter.restore_session(request.pid, request.offset)
             socket = Socket(nsp, self, auth, session)
             if session is None or not nsp.recovery.options.skip_middlewares:  # type: ignore[union-attr]
                 for middleware in nsp.middlewares:

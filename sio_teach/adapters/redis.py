@@ -31,13 +31,14 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -192,10 +193,11 @@ class RedisAdapter(MemoryAdapter):
             asyncio.get_running_loop()
         except RuntimeError:
             return  # a Server made before the loop runs: started by the first use inside it
-        self._tasks = [
-            spawn(self._subscriber(), "Redis subscriber"),
-            spawn(self._publisher(), "Redis publisher"),
-        ]
+        self._tasks = [spawn(work, name) for work, name in self._workers()]
+
+    def _workers(self) -> list[tuple[Coroutine[Any, Any, None], str]]:
+        """The background tasks of this adapter, with their names (a subclass may add some)."""
+        return [(self._subscriber(), "Redis subscriber"), (self._publisher(), "Redis publisher")]
 
     async def wait_ready(self, timeout: float = 5.0) -> None:
         """Wait until this node listens to Redis. Await it after creating the Server (or after a
@@ -268,24 +270,20 @@ class RedisAdapter(MemoryAdapter):
                 self._works("publish")
 
     async def _subscriber(self) -> None:
-        """Listen until closed. Ready once Redis confirmed the four subscriptions the reference
-        makes; when the connection breaks, wait (50 ms doubling to 1 s) and subscribe again."""
+        """Listen until closed. Ready once Redis confirmed the subscriptions (the reference makes
+        four); when the connection breaks, wait (50 ms doubling to 1 s) and subscribe again."""
         delay = 0.05
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.psubscribe(self.channel + "*")
-                await pubsub.subscribe(
-                    self.request_channel, self.response_channel, self.specific_response_channel
-                )
-                confirmed = 0
+                wanted, confirmed = await self._subscribe(pubsub), 0
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue
                     if message["type"] in ("subscribe", "psubscribe"):
                         confirmed += 1
-                        if confirmed == 4:
+                        if confirmed == wanted:
                             self.subscribed.set()
                             self._works("subscribe")
                             delay = 0.05
@@ -299,6 +297,14 @@ class RedisAdapter(MemoryAdapter):
                     await asyncio.wait_for(pubsub.aclose(), 1.0)
             await asyncio.sleep(delay)
             delay = min(2 * delay, 1.0)
+
+    async def _subscribe(self, pubsub: PubSub) -> int:
+        """Subscribe to this adapter's channels; returns how many confirmations to wait for."""
+        await pubsub.psubscribe(self.channel + "*")
+        await pubsub.subscribe(
+            self.request_channel, self.response_channel, self.specific_response_channel
+        )
+        return 4
 
     # -- what comes from Redis -------------------------------------------------------------------
 

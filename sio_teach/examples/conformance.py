@@ -8,7 +8,9 @@
   ``broadcast``, ``call-me-back``, ``disconnect-me``).
 
 Engine.IO settings: pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1,000,000 bytes, CORS ``*``.
-With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis.
+With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis;
+``--adapter redis-streams://HOST:PORT`` does the same through a Redis stream
+(``adapters/redis_streams.py``). ``--recovery``: connection state recovery on (2 minutes).
 """
 
 from __future__ import annotations
@@ -106,12 +108,18 @@ def socketio_server(**options: object) -> Server:
     return sio
 
 
-def make_app(adapter: str | None = None) -> tuple[tornado.web.Application, list[EngineServer]]:
+def make_app(
+    adapter: str | None = None, recovery: bool = False
+) -> tuple[tornado.web.Application, list[EngineServer]]:
     """The Tornado application and the Engine.IO servers it mounts (to close them on exit);
     ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter."""
     engine = EngineServer(echo, **SETTINGS)  # type: ignore[arg-type]
-    options = {}
-    if adapter:  # the node subscribes in the background, soon after the loop runs
+    options: dict[str, object] = {"connection_state_recovery": recovery}
+    if adapter and adapter.startswith("redis-streams://"):
+        from sio_teach.adapters.redis_streams import redis_streams_adapter
+
+        options["adapter"] = redis_streams_adapter("redis://" + adapter[len("redis-streams://") :])
+    elif adapter:  # the node subscribes in the background, soon after the loop runs
         from sio_teach.adapters.redis import redis_adapter  # needs the `redis` extra
 
         options["adapter"] = redis_adapter(adapter)
@@ -120,8 +128,10 @@ def make_app(adapter: str | None = None) -> tuple[tornado.web.Application, list[
     return tornado.web.Application(routes), [engine, sio.engine]
 
 
-async def serve(port: int, host: str = "127.0.0.1", adapter: str | None = None) -> None:
-    app, servers = make_app(adapter)
+async def serve(
+    port: int, host: str = "127.0.0.1", adapter: str | None = None, recovery: bool = False
+) -> None:
+    app, servers = make_app(adapter, recovery)
     http = listen(app, port, host)
     stop = stop_on_signals()
     print(f"conformance app on http://{host}:{port}/", flush=True)
@@ -136,11 +146,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--adapter", help="redis://HOST:PORT (default: in-memory, one node)")
+    parser.add_argument(
+        "--adapter",
+        help="redis://HOST:PORT or redis-streams://HOST:PORT (default: in-memory, one node)",
+    )
+    parser.add_argument("--recovery", action="store_true", help="connection state recovery on")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
-    run(serve(args.port, args.host, args.adapter), uvloop=args.uvloop)
+    run(serve(args.port, args.host, args.adapter, args.recovery), uvloop=args.uvloop)
 
 
 if __name__ == "__main__":

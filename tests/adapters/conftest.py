@@ -84,9 +84,13 @@ class PyNode:
         return self.sio.of("/").adapter  # type: ignore[return-value]
 
 
-def make_server(redis_url: str, requests_timeout: float = 3.0) -> Server:
-    """A Python node with the handlers of ``redis_node.js``."""
-    sio = Server(adapter=redis_adapter(redis_url, requests_timeout=requests_timeout))
+def make_server(
+    redis_url: str, requests_timeout: float = 3.0, adapter: Any = None, **options: Any
+) -> Server:
+    """A Python node with the handlers of ``redis_node.js`` (on ``adapter``, if given, else the
+    Pub/Sub adapter; ``options`` go to the Server)."""
+    adapter = adapter or redis_adapter(redis_url, requests_timeout=requests_timeout)
+    sio = Server(adapter=adapter, **options)
     sio.on_server_side("hello", lambda *args: "py:" + json.dumps(list(args), separators=(",", ":")))
     sio.on("chat", lambda socket, *args: sio.emit("chat", *args))
     sio.on("to-room", lambda socket, room, *args: sio.to(room).emit("room", *args))

@@ -1,6 +1,8 @@
 // A Node.js Socket.IO node on the official Redis adapter, for the cross-language cluster tests.
 //
-//   node tests/adapters/redis_node.js redis://127.0.0.1:PORT
+//   node tests/adapters/redis_node.js redis://127.0.0.1:PORT [streams]
+//
+// With "streams": on @socket.io/redis-streams-adapter instead, connection state recovery on.
 //
 // Listens on a free port of 127.0.0.1 and prints one JSON line: {"port": N}. Its clients drive it
 // with the same events as the Python nodes of tests/adapters/conftest.py (make_node):
@@ -20,7 +22,7 @@ const { createAdapter } = require("@socket.io/redis-adapter");
 const { createClient } = require("redis");
 
 async function main() {
-  const url = process.argv[2];
+  const [url, kind] = process.argv.slice(2);
   const pubClient = createClient({ url });
   const subClient = pubClient.duplicate();
   // node-redis reconnects (and resubscribes) by itself; an "error" listener keeps it alive
@@ -29,7 +31,10 @@ async function main() {
   await Promise.all([pubClient.connect(), subClient.connect()]);
 
   const httpServer = createServer();
-  const io = new Server(httpServer, {
+  const io = new Server(httpServer, kind === "streams" ? {
+    adapter: require("@socket.io/redis-streams-adapter").createAdapter(pubClient, { blockTimeInMs: 1000 }),
+    connectionStateRecovery: { maxDisconnectionDuration: 120000 },
+  } : {
     adapter: createAdapter(pubClient, subClient, { requestsTimeout: 3000 }),
   });
   io.on("hello", (...args) => {
