@@ -8,7 +8,8 @@
   ``broadcast``, ``call-me-back``, ``disconnect-me``).
 
 Engine.IO settings: pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1,000,000 bytes, CORS ``*``.
-With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis.
+With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis; with
+``--per-message-deflate`` both endpoints offer WebSocket permessage-deflate (threshold 1024 bytes).
 """
 
 from __future__ import annotations
@@ -106,11 +107,13 @@ def socketio_server(**options: object) -> Server:
     return sio
 
 
-def make_app(adapter: str | None = None) -> tuple[tornado.web.Application, list[EngineServer]]:
+def make_app(
+    adapter: str | None = None, per_message_deflate: bool = False
+) -> tuple[tornado.web.Application, list[EngineServer]]:
     """The Tornado application and the Engine.IO servers it mounts (to close them on exit);
     ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter."""
-    engine = EngineServer(echo, **SETTINGS)  # type: ignore[arg-type]
-    options = {}
+    engine = EngineServer(echo, **SETTINGS, per_message_deflate=per_message_deflate)  # type: ignore[arg-type]
+    options: dict[str, object] = {"per_message_deflate": per_message_deflate}
     if adapter:  # the node subscribes in the background, soon after the loop runs
         from sio_teach.adapters.redis import redis_adapter  # needs the `redis` extra
 
@@ -120,8 +123,10 @@ def make_app(adapter: str | None = None) -> tuple[tornado.web.Application, list[
     return tornado.web.Application(routes), [engine, sio.engine]
 
 
-async def serve(port: int, host: str = "127.0.0.1", adapter: str | None = None) -> None:
-    app, servers = make_app(adapter)
+async def serve(
+    port: int, host: str = "127.0.0.1", adapter: str | None = None, deflate: bool = False
+) -> None:
+    app, servers = make_app(adapter, deflate)
     http = listen(app, port, host)
     stop = stop_on_signals()
     print(f"conformance app on http://{host}:{port}/", flush=True)
@@ -137,10 +142,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--adapter", help="redis://HOST:PORT (default: in-memory, one node)")
+    parser.add_argument(
+        "--per-message-deflate", action="store_true", help="offer WebSocket permessage-deflate"
+    )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
-    run(serve(args.port, args.host, args.adapter), uvloop=args.uvloop)
+    run(serve(args.port, args.host, args.adapter, args.per_message_deflate), uvloop=args.uvloop)
 
 
 if __name__ == "__main__":

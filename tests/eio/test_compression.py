@@ -13,7 +13,10 @@ import gzip
 import hashlib
 import json
 import os
+import signal
 import struct
+import subprocess
+import sys
 import zlib
 
 import pytest
@@ -29,6 +32,7 @@ from sio_teach.transports.compression import (
     http_encoding,
 )
 from sio_teach.transports.eio_client import EngineClient
+from tests.conftest import ROOT, free_port
 
 BIG = "4" + "".join(f'{{"id":{i},"name":"user-{i}"}},' for i in range(200))  # ~5 KB, compressible
 
@@ -339,3 +343,55 @@ async def test_official_client_fetch_polling_gzip(eio_echo, run_node) -> None:  
     print(records, seen)
     assert [r["same"] for r in records if r["event"] == "echo"] == [True, True, True]
     assert any(method == "GET" and "gzip" in accept for method, accept in seen)
+
+
+# -- the conformance app's flag ------------------------------------------------------------------
+
+
+async def test_conformance_app_per_message_deflate_flag(http_client) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sio_teach.examples.conformance",
+        "--port",
+        str(port),
+        "--per-message-deflate",
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+
+        async def ready() -> None:
+            url = f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling"
+            while True:
+                assert proc.returncode is None, await proc.stderr.read()  # type: ignore[union-attr]
+                try:
+                    if (await http_client.fetch(url, raise_error=False)).code == 200:
+                        return
+                except OSError:  # not listening yet
+                    pass
+                await asyncio.sleep(0.1)
+
+        await asyncio.wait_for(ready(), 30.0)
+        for path in ("/engine.io/", "/socket.io/"):
+            ws, head = await RawWebSocket.connect(
+                port, f"{path}?EIO=4&transport=websocket", "permessage-deflate"
+            )
+            try:
+                assert "sec-websocket-extensions: permessage-deflate" in head.lower(), path
+                if path == "/engine.io/":  # the echo: a large message comes back compressed
+                    await ws.read()
+                    ws.send_text(BIG)
+                    compressed, wire, payload = await ws.read()
+                    assert compressed and payload == BIG.encode() and wire < len(BIG) / 3
+            finally:
+                ws.close()
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 5.0)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
