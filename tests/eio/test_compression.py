@@ -350,17 +350,9 @@ async def test_official_client_fetch_polling_gzip(eio_echo, run_node) -> None:  
 
 async def test_conformance_app_per_message_deflate_flag(http_client) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
+    app = [sys.executable, "-m", "sio_teach.examples.conformance", "--port", str(port)]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sio_teach.examples.conformance",
-        "--port",
-        str(port),
-        "--per-message-deflate",
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        *app, "--per-message-deflate", cwd=ROOT, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
 
