@@ -137,3 +137,24 @@ async def test_official_socketio_client_with_per_message_deflate(serve: Serve, r
     assert {"event": "ack", "value": "same"} in records  # a large ack, compressed both ways
     assert {"event": "back", "length": records[-2]["length"], "same": True} in records
     assert records[-1]["extensions"] == "permessage-deflate"
+
+
+async def test_python_socketio_client_with_gzip_polling(serve: Serve) -> None:
+    """python-socketio's client (aiohttp) asks for gzip and reads the compressed answers."""
+    import socketio
+
+    sio = conformance_app.socketio_server(**RELAXED_HEARTBEAT)
+    encodings: list[str] = []
+    sio.engine.on(
+        "headers", lambda h, request: encodings.append(request.headers.get("Accept-Encoding", ""))
+    )
+    live = await serve(sio.routes("/socket.io/"), engines=[sio.engine])
+    client = socketio.AsyncClient(reconnection=False)
+    big = [{"id": i, "name": f"user-{i}"} for i in range(300)]
+    await asyncio.wait_for(client.connect(live.base_url, transports=["polling"]), 10)
+    try:
+        assert await asyncio.wait_for(client.call("message-with-ack", big), 10) == big
+    finally:
+        await asyncio.wait_for(client.disconnect(), 10)
+    print(set(encodings))
+    assert encodings and all("gzip" in value for value in encodings)
