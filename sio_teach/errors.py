@@ -31,12 +31,14 @@ class ProtocolError(SioTeachError):
         status: int = 400,
         code: int | None = None,
         close_session: bool = False,
+        context: dict[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.close_session = close_session  # the fault also ends the session it was sent on
+        self.context = context or {}  # what was wrong, as engine.io's ``connection_error`` says
 
 
 class ConnectError(SioTeachError):

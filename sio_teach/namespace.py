@@ -329,6 +329,7 @@ class Namespace(Broadcasts):
         self.any_handlers: list[Handler] = []
         self.any_outgoing: list[Handler] = []
         self.sockets: dict[str, Socket] = {}
+        self.parent: Namespace | None = None  # the dynamic namespace that created this one
         self.adapter = server.adapter_factory(name, self._deliver)
         self.adapter.namespace = self  # a remote request reaches our sockets through it
         self.server_side_handlers: dict[str, Handler] = {}  # events from the other servers
@@ -404,10 +405,23 @@ class Namespace(Broadcasts):
     def _add(self, socket: Socket) -> None:
         self.sockets[socket.id] = socket
         self.adapter.add_all(socket.id, [socket.id])  # every socket is in the room of its own id
+        self.server.namespaces.setdefault(self.name, self)  # (dropped while its CONNECT waited)
 
     def _remove(self, socket: Socket) -> None:
         self.sockets.pop(socket.id, None)
         self.adapter.del_all(socket.id)
+        self._drop_if_empty()
+
+    def _drop_if_empty(self) -> None:
+        """A child of a dynamic namespace goes with its last socket when the server's
+        ``cleanup_empty_child_namespaces`` is on (socket.io 4.6 ``cleanupEmptyChildNamespaces``);
+        a later CONNECT to its name creates it afresh. Call when a socket leaves or is refused."""
+        server = self.server
+        if self.sockets or self.parent is None or not server.cleanup_empty_child_namespaces:
+            return
+        if server.namespaces.get(self.name) is self:
+            del server.namespaces[self.name]
+            self.adapter.close()
 
     def _deliver(
         self, sid: str, text: EioPacket, attachments: list[EioPacket], volatile: bool

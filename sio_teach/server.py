@@ -70,6 +70,8 @@ class Server(Broadcasts):
 
     Engine.IO options (seconds and bytes) are passed through; ``connect_timeout`` is how long a new
     connection may wait before sending its first CONNECT (45 s in the reference server).
+    ``cleanup_empty_child_namespaces``: a namespace created by a dynamic one (``of(regex)``) is
+    forgotten when its last socket leaves (socket.io 4.6's option of that name).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class Server(Broadcasts):
         adapter: Callable[[str, Any], MemoryAdapter] = MemoryAdapter,
         sid_factory: Callable[[], str] | None = None,
         connection_state_recovery: recovery.Options | bool = False,
+        cleanup_empty_child_namespaces: bool = False,
         **engine_options: Any,
     ) -> None:
         self.tracer = tracer or Tracer(enabled=False, sio=True)
@@ -96,6 +99,7 @@ class Server(Broadcasts):
             connection_state_recovery = recovery.Options()
         self.recovery_options = connection_state_recovery or None
         self.namespaces: dict[str, Namespace] = {}
+        self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces  # see Namespace
         self.parent_namespaces: list[tuple[NamespaceMatcher, Namespace]] = []
         self.of("/")
 
@@ -121,6 +125,7 @@ class Server(Broadcasts):
             )
             if matched:
                 child = self.of(name)
+                child.parent = parent
                 child.handlers, child.middlewares = parent.handlers, parent.middlewares
                 child.any_handlers, child.any_outgoing = parent.any_handlers, parent.any_outgoing
                 child.server_side_handlers = parent.server_side_handlers
@@ -259,6 +264,7 @@ class Connection:
         except Exception as error:  # a refusal, or a bug: the client must hear
             if socket is not None:
                 socket.nsp.adapter.del_all(socket.id)  # forget rooms a middleware joined
+                socket.nsp._drop_if_empty()
             if isinstance(error, ConnectRefused):
                 return self._refuse(name, error.message, error.data)
             contain(self.server, self, f"CONNECT to {name}", error)
@@ -266,6 +272,7 @@ class Connection:
         reply = self.machine.accept(name, socket.id, socket.pid)
         if reply is None:  # the connection closed while the middlewares ran
             nsp.adapter.del_all(socket.id)
+            nsp._drop_if_empty()
             return
         self.sockets[name] = socket
         nsp._add(socket)

@@ -11,6 +11,8 @@ Engine.IO settings: pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1,000,00
 With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis;
 ``--adapter redis-streams://HOST:PORT`` does the same through a Redis stream
 (``adapters/redis_streams.py``). ``--recovery``: connection state recovery on (2 minutes).
+With ``--per-message-deflate`` both endpoints offer WebSocket permessage-deflate (threshold 1024
+bytes).
 """
 
 from __future__ import annotations
@@ -109,12 +111,15 @@ def socketio_server(**options: object) -> Server:
 
 
 def make_app(
-    adapter: str | None = None, recovery: bool = False
+    adapter: str | None = None, recovery: bool = False, per_message_deflate: bool = False
 ) -> tuple[tornado.web.Application, list[EngineServer]]:
     """The Tornado application and the Engine.IO servers it mounts (to close them on exit);
-    ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter."""
-    engine = EngineServer(echo, **SETTINGS)  # type: ignore[arg-type]
-    options: dict[str, object] = {"connection_state_recovery": recovery}
+    ``adapter`` is a ``redis://`` or ``redis-streams://`` URL, or None for the in-memory adapter."""
+    engine = EngineServer(echo, **SETTINGS, per_message_deflate=per_message_deflate)  # type: ignore[arg-type]
+    options: dict[str, object] = {
+        "connection_state_recovery": recovery,
+        "per_message_deflate": per_message_deflate,
+    }
     if adapter and adapter.startswith("redis-streams://"):
         from sio_teach.adapters.redis_streams import redis_streams_adapter
 
@@ -129,9 +134,13 @@ def make_app(
 
 
 async def serve(
-    port: int, host: str = "127.0.0.1", adapter: str | None = None, recovery: bool = False
+    port: int,
+    host: str = "127.0.0.1",
+    adapter: str | None = None,
+    recovery: bool = False,
+    deflate: bool = False,
 ) -> None:
-    app, servers = make_app(adapter, recovery)
+    app, servers = make_app(adapter, recovery, deflate)
     http = listen(app, port, host)
     stop = stop_on_signals()
     print(f"conformance app on http://{host}:{port}/", flush=True)
@@ -151,10 +160,14 @@ def main() -> None:
         help="redis://HOST:PORT or redis-streams://HOST:PORT (default: in-memory, one node)",
     )
     parser.add_argument("--recovery", action="store_true", help="connection state recovery on")
+    parser.add_argument(
+        "--per-message-deflate", action="store_true", help="offer WebSocket permessage-deflate"
+    )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
-    run(serve(args.port, args.host, args.adapter, args.recovery), uvloop=args.uvloop)
+    options = (args.adapter, args.recovery, args.per_message_deflate)
+    run(serve(args.port, args.host, *options), uvloop=args.uvloop)
 
 
 if __name__ == "__main__":
