@@ -1,7 +1,9 @@
 // A Node.js Socket.IO node on the official Redis adapter, for the cross-language cluster tests.
 //
-//   node tests/adapters/redis_node.js redis://127.0.0.1:PORT
+//   node tests/adapters/redis_node.js redis://127.0.0.1:PORT [sharded:MODE]
 //
+// With `sharded:static`, `sharded:dynamic` or `sharded:dynamic-private` the node uses
+// createShardedAdapter (sharded Pub/Sub, Redis 7+) with that subscriptionMode.
 // Listens on a free port of 127.0.0.1 and prints one JSON line: {"port": N}. Its clients drive it
 // with the same events as the Python nodes of tests/adapters/conftest.py (make_node):
 //   chat(...args)              → io.emit("chat", ...args)            (every node, every client)
@@ -16,11 +18,12 @@
 // It exits on SIGTERM or when stdin closes.
 const { createServer } = require("http");
 const { Server } = require("socket.io");
-const { createAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { createClient } = require("redis");
 
 async function main() {
   const url = process.argv[2];
+  const kind = process.argv[3] || "pubsub";
   const pubClient = createClient({ url });
   const subClient = pubClient.duplicate();
   // node-redis reconnects (and resubscribes) by itself; an "error" listener keeps it alive
@@ -30,7 +33,9 @@ async function main() {
 
   const httpServer = createServer();
   const io = new Server(httpServer, {
-    adapter: createAdapter(pubClient, subClient, { requestsTimeout: 3000 }),
+    adapter: kind.startsWith("sharded:")
+      ? createShardedAdapter(pubClient, subClient, { subscriptionMode: kind.slice(8) })
+      : createAdapter(pubClient, subClient, { requestsTimeout: 3000 }),
   });
   io.on("hello", (...args) => {
     const callback = typeof args[args.length - 1] === "function" ? args.pop() : null;
