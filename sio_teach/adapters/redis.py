@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 from redis.asyncio.client import PubSub
 
-from sio_teach.adapters.memory import BroadcastOptions, OnAck, OnCount, Send
+from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter, OnAck, OnCount, Send
 from sio_teach.adapters.redis_base import RedisBaseAdapter
 from sio_teach.sio.packet import Packet, PacketType
 
@@ -127,6 +127,9 @@ def _details(socket: Socket) -> dict[str, Any]:
 class RedisAdapter(RedisBaseAdapter):
     """The in-memory bookkeeping of this node, plus Redis for everything cluster-wide."""
 
+    SOCKETS_JOIN, SOCKETS_LEAVE = RequestType.REMOTE_JOIN, RequestType.REMOTE_LEAVE
+    DISCONNECT_SOCKETS = RequestType.REMOTE_DISCONNECT
+
     def __init__(
         self,
         nsp: str,
@@ -195,12 +198,15 @@ class RedisAdapter(RedisBaseAdapter):
             details = [_details(s) for s in self._sockets(_opts(request["opts"]))]
             self._respond({"requestId": rid, "sockets": details}, _json_lenient)
         # The per-socket forms (with "sid", no "opts") come only from adapters older than 7.x.
+        # MemoryAdapter.*: act here only (this class's own methods would tell the nodes again)
         elif kind == RequestType.REMOTE_JOIN and "opts" in request:
-            super().add_sockets(_opts(request["opts"]), request["rooms"])
+            MemoryAdapter.add_sockets(self, _opts(request["opts"]), request["rooms"])
         elif kind == RequestType.REMOTE_LEAVE and "opts" in request:
-            super().del_sockets(_opts(request["opts"]), request["rooms"])
+            MemoryAdapter.del_sockets(self, _opts(request["opts"]), request["rooms"])
         elif kind == RequestType.REMOTE_DISCONNECT and "opts" in request:
-            super().disconnect_sockets(_opts(request["opts"]), bool(request.get("close")))
+            MemoryAdapter.disconnect_sockets(
+                self, _opts(request["opts"]), bool(request.get("close"))
+            )
         elif kind == RequestType.SERVER_SIDE_EMIT and self.namespace is not None:
             # "the presence of [requestId] defines whether an acknowledgement is needed"
             def reply(value: Any) -> None:
@@ -287,20 +293,6 @@ class RedisAdapter(RedisBaseAdapter):
             body = {"requestId": rid, "type": RequestType.BROADCAST, "packet": _packet(packet)}
             self._request({**body, "opts": raw_opts}, _pack)
         super().broadcast_with_ack(packet, opts, on_count, on_ack, timeout)
-
-    # socketsJoin / socketsLeave / disconnectSockets: the reference acts on its own sockets when
-    # its request comes back from Redis; we act at once (so it works without Redis too).
-    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
-        super().add_sockets(opts, rooms := list(rooms))
-        self._tell(opts, RequestType.REMOTE_JOIN, rooms=rooms)
-
-    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
-        super().del_sockets(opts, rooms := list(rooms))
-        self._tell(opts, RequestType.REMOTE_LEAVE, rooms=rooms)
-
-    def disconnect_sockets(self, opts: BroadcastOptions, close: bool = False) -> None:
-        super().disconnect_sockets(opts, close)
-        self._tell(opts, RequestType.REMOTE_DISCONNECT, close=close)
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
         found = await super().fetch_sockets(opts)

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from sio_teach.adapters.memory import MemoryAdapter, OnAck, OnCount, Send
+from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter, OnAck, OnCount, Send
 from sio_teach.errors import AckTimeoutError
 from sio_teach.tasks import spawn
 
@@ -57,6 +57,10 @@ class RedisBaseAdapter(MemoryAdapter):
     """The in-memory bookkeeping of this node, plus a Redis connection to the other nodes."""
 
     PUBLISH_COMMAND = "PUBLISH"
+    # the kinds of message of socketsJoin, socketsLeave and disconnectSockets (see _tell)
+    SOCKETS_JOIN: int
+    SOCKETS_LEAVE: int
+    DISCONNECT_SOCKETS: int
 
     def __init__(
         self, nsp: str, send: Send, *, url: str, requests_timeout: float, uid: str
@@ -87,6 +91,10 @@ class RedisBaseAdapter(MemoryAdapter):
 
     def _on_message(self, message: dict[str, Any]) -> None:
         """One published message from Redis (``message["channel"]``, ``message["data"]``)."""
+        raise NotImplementedError
+
+    def _tell(self, opts: BroadcastOptions, kind: int, **body: Any) -> None:
+        """Tell the other nodes what to do with their sockets matching ``opts`` (no answer)."""
         raise NotImplementedError
 
     # -- running -------------------------------------------------------------------------------
@@ -283,3 +291,19 @@ class RedisBaseAdapter(MemoryAdapter):
                 on_count(count)
             else:
                 on_ack([ack])
+
+    # -- the adapter seam: here at once, then the other nodes --------------------------------------
+    # socketsJoin / socketsLeave / disconnectSockets: the reference acts on its own sockets when
+    # its request comes back from Redis; we act at once (so it works without Redis too).
+
+    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        super().add_sockets(opts, rooms := list(rooms))
+        self._tell(opts, self.SOCKETS_JOIN, rooms=rooms)
+
+    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        super().del_sockets(opts, rooms := list(rooms))
+        self._tell(opts, self.SOCKETS_LEAVE, rooms=rooms)
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool = False) -> None:
+        super().disconnect_sockets(opts, close)
+        self._tell(opts, self.DISCONNECT_SOCKETS, close=close)

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from redis.asyncio.client import PubSub
 
-from sio_teach.adapters.memory import BroadcastOptions, OnAck, OnCount, Send
+from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter, OnAck, OnCount, Send
 from sio_teach.adapters.redis import _decode, _details, _opts, _pack, _packet, _raw_opts
 from sio_teach.adapters.redis_base import FAILURES, RedisBaseAdapter
 from sio_teach.sio.packet import Packet, PacketType
@@ -153,6 +153,8 @@ class ShardedRedisAdapter(RedisBaseAdapter):
     """The in-memory bookkeeping of this node, plus sharded Pub/Sub for everything cluster-wide."""
 
     PUBLISH_COMMAND = "SPUBLISH"
+    SOCKETS_JOIN, SOCKETS_LEAVE = MessageType.SOCKETS_JOIN, MessageType.SOCKETS_LEAVE
+    DISCONNECT_SOCKETS = MessageType.DISCONNECT_SOCKETS
 
     def __init__(
         self,
@@ -258,12 +260,13 @@ class ShardedRedisAdapter(RedisBaseAdapter):
                 super().broadcast(packet, _opts(data["opts"]))
             elif self.namespace is not None:
                 self._answer_broadcast(sender, rid, data)
+        # MemoryAdapter.*: act here only (this class's own methods would tell the nodes again)
         elif kind == MessageType.SOCKETS_JOIN:
-            super().add_sockets(_opts(data["opts"]), data["rooms"])
+            MemoryAdapter.add_sockets(self, _opts(data["opts"]), data["rooms"])
         elif kind == MessageType.SOCKETS_LEAVE:
-            super().del_sockets(_opts(data["opts"]), data["rooms"])
+            MemoryAdapter.del_sockets(self, _opts(data["opts"]), data["rooms"])
         elif kind == MessageType.DISCONNECT_SOCKETS:
-            super().disconnect_sockets(_opts(data["opts"]), bool(data.get("close")))
+            MemoryAdapter.disconnect_sockets(self, _opts(data["opts"]), bool(data.get("close")))
         elif kind == MessageType.FETCH_SOCKETS:
             sockets = [_details(s) for s in self._sockets(_opts(data["opts"]))]
             answer = {"requestId": rid, "sockets": sockets}
@@ -333,18 +336,6 @@ class ShardedRedisAdapter(RedisBaseAdapter):
                 MessageType.BROADCAST, {**data, "opts": _raw_opts(opts, True, timeout)}
             )
         super().broadcast_with_ack(packet, opts, on_count, on_ack, timeout)
-
-    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
-        super().add_sockets(opts, rooms := list(rooms))
-        self._tell(opts, MessageType.SOCKETS_JOIN, rooms=rooms)
-
-    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
-        super().del_sockets(opts, rooms := list(rooms))
-        self._tell(opts, MessageType.SOCKETS_LEAVE, rooms=rooms)
-
-    def disconnect_sockets(self, opts: BroadcastOptions, close: bool = False) -> None:
-        super().disconnect_sockets(opts, close)
-        self._tell(opts, MessageType.DISCONNECT_SOCKETS, close=close)
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
         found = await super().fetch_sockets(opts)

@@ -8,7 +8,8 @@
   ``broadcast``, ``call-me-back``, ``disconnect-me``).
 
 Engine.IO settings: pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1,000,000 bytes, CORS ``*``.
-With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis.
+With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis (Pub/Sub);
+``--adapter redis-sharded://HOST:PORT``: sharded Pub/Sub (``createShardedAdapter``, Redis 7+).
 """
 
 from __future__ import annotations
@@ -108,10 +109,16 @@ def socketio_server(**options: object) -> Server:
 
 def make_app(adapter: str | None = None) -> tuple[tornado.web.Application, list[EngineServer]]:
     """The Tornado application and the Engine.IO servers it mounts (to close them on exit);
-    ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter."""
+    ``adapter`` is a ``redis://`` URL (``redis-sharded://``: sharded Pub/Sub), or None for the
+    in-memory adapter."""
     engine = EngineServer(echo, **SETTINGS)  # type: ignore[arg-type]
     options = {}
-    if adapter:  # the node subscribes in the background, soon after the loop runs
+    if adapter and adapter.startswith("redis-sharded://"):  # sharded Pub/Sub, Redis 7+
+        from sio_teach.adapters.redis_sharded import redis_sharded_adapter
+
+        url = "redis://" + adapter.removeprefix("redis-sharded://")
+        options["adapter"] = redis_sharded_adapter(url)
+    elif adapter:  # the node subscribes in the background, soon after the loop runs
         from sio_teach.adapters.redis import redis_adapter  # needs the `redis` extra
 
         options["adapter"] = redis_adapter(adapter)
@@ -136,7 +143,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--adapter", help="redis://HOST:PORT (default: in-memory, one node)")
+    parser.add_argument(
+        "--adapter",
+        help="redis://HOST:PORT or redis-sharded://HOST:PORT (default: in-memory, one node)",
+    )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)

@@ -20,11 +20,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sio_teach import Client
+from sio_teach import cluster as sio_cluster
 from sio_teach.adapters.redis_server import RedisNotFound, find_redis_server
+from sio_teach.cli import main
 from sio_teach.cluster import find_nginx
 from tests.conftest import ROOT, free_port
 
-pytestmark = pytest.mark.skipif(
+needs_nginx = pytest.mark.skipif(
     find_nginx() is None, reason="`nginx` binary not found (run `make system-deps` as root)"
 )
 WAIT = 10.0
@@ -106,6 +108,7 @@ async def chat_reaches_everyone(clients: list[ChatClient], text: str) -> None:
         await rec.wait_heard((sender.name, text))
 
 
+@needs_nginx
 @pytest.mark.parametrize("adapter", ["pubsub", "sharded"])
 async def test_a_cluster_behind_nginx_survives_a_dead_node(
     cluster_command: Run, adapter: str
@@ -147,3 +150,12 @@ async def test_a_cluster_behind_nginx_survives_a_dead_node(
     run.proc.send_signal(signal.SIGTERM)  # stops everything it started
     assert await asyncio.wait_for(run.proc.wait(), 20.0) == 0
     assert not any(alive(pid) for pid in pids)
+
+
+def test_without_nginx_it_says_so_and_starts_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sio_cluster, "find_nginx", lambda: None)
+    monkeypatch.setattr(sio_cluster, "Cluster", None)  # would fail if anything were started
+    assert main(["cluster", "--nodes", "2"]) == 2
+    assert "`nginx` not found" in capsys.readouterr().err

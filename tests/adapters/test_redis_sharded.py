@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +25,8 @@ from sio_teach.adapters.redis_sharded import (
     redis_sharded_adapter,
 )
 from tests.adapters.conftest import WAIT
+from tests.adapters.test_redis_wire import Tap
+from tests.conftest import free_port
 
 # -- the format (pure) -------------------------------------------------------------------------
 
@@ -84,28 +87,13 @@ def adapter_kind() -> str:
     return "sharded:dynamic"
 
 
-class ShardTap:
+class ShardTap(Tap):
     """A plain shard subscriber to the given channels, recording (channel, raw bytes)."""
-
-    def __init__(self, url: str) -> None:
-        self.redis = redis.asyncio.Redis.from_url(url)
-        self.pubsub = self.redis.pubsub()
 
     async def subscribe(self, *channels: str) -> None:
         await self.pubsub.ssubscribe(*channels)
         for _ in channels:  # each confirmation
             await self.pubsub.get_message(timeout=WAIT)
-
-    async def next(self) -> tuple[str, bytes]:
-        async with asyncio.timeout(WAIT):
-            while True:
-                message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-                if message is not None:
-                    return message["channel"].decode(), message["data"]
-
-    async def close(self) -> None:
-        await self.pubsub.aclose()
-        await self.redis.aclose()
 
 
 @pytest.fixture
@@ -229,3 +217,26 @@ async def test_a_foreign_message_is_delivered_and_a_request_answered(
     assert set(socket) == {"id", "handshake", "rooms", "data"}
     # the fetch came after the broadcasts: they have been handled
     assert rec.got("chat") == [("from js", b"\xff"), ("on the room's channel",)]
+
+
+async def test_the_conformance_app_joins_a_sharded_cluster(redis_server: Any) -> None:
+    """``--adapter redis-sharded://HOST:PORT``: the app's namespaces shard-subscribe."""
+    address = redis_server.url.removeprefix("redis://")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sio_teach.examples.conformance",
+        "--port",
+        str(free_port()),
+        "--adapter",
+        f"redis-sharded://{address}",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 15.0)
+        assert line.startswith(b"conformance app on")
+        await wait_shard_subscribers(redis_server.url, "socket.io#/#", 1)
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), WAIT)
