@@ -68,8 +68,6 @@ from redis.asyncio.client import PubSub
 
 from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter, Send
 from sio_teach.adapters.redis import (
-    FAILURES,
-    OUTBOX_LIMIT,
     RedisAdapter,
     RequestType,
     _ext,
@@ -77,6 +75,7 @@ from sio_teach.adapters.redis import (
     _packet,
     _raw_opts,
 )
+from sio_teach.adapters.redis_base import FAILURES, OUTBOX_LIMIT
 from sio_teach.sio.packet import Packet, PacketType
 from sio_teach.sio.recovery import Session
 from sio_teach.tasks import spawn

@@ -8,9 +8,10 @@
   ``broadcast``, ``call-me-back``, ``disconnect-me``).
 
 Engine.IO settings: pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1,000,000 bytes, CORS ``*``.
-With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis;
-``--adapter redis-streams://HOST:PORT`` does the same through a Redis stream
-(``adapters/redis_streams.py``). ``--recovery``: connection state recovery on (2 minutes).
+With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis (Pub/Sub);
+``--adapter redis-sharded://HOST:PORT``: sharded Pub/Sub (``createShardedAdapter``, Redis 7+);
+``--adapter redis-streams://HOST:PORT``: through a Redis stream (``adapters/redis_streams.py``).
+``--recovery``: connection state recovery on (2 minutes).
 With ``--per-message-deflate`` both endpoints offer WebSocket permessage-deflate (threshold 1024
 bytes).
 """
@@ -114,7 +115,8 @@ def make_app(
     adapter: str | None = None, recovery: bool = False, per_message_deflate: bool = False
 ) -> tuple[tornado.web.Application, list[EngineServer]]:
     """The Tornado application and the Engine.IO servers it mounts (to close them on exit);
-    ``adapter`` is a ``redis://`` or ``redis-streams://`` URL, or None for the in-memory adapter."""
+    ``adapter`` is a ``redis://``, ``redis-sharded://`` or ``redis-streams://`` URL, or None for
+    the in-memory adapter."""
     engine = EngineServer(echo, **SETTINGS, per_message_deflate=per_message_deflate)  # type: ignore[arg-type]
     options: dict[str, object] = {
         "connection_state_recovery": recovery,
@@ -124,6 +126,11 @@ def make_app(
         from sio_teach.adapters.redis_streams import redis_streams_adapter
 
         options["adapter"] = redis_streams_adapter("redis://" + adapter[len("redis-streams://") :])
+    elif adapter and adapter.startswith("redis-sharded://"):  # sharded Pub/Sub, Redis 7+
+        from sio_teach.adapters.redis_sharded import redis_sharded_adapter
+
+        url = "redis://" + adapter.removeprefix("redis-sharded://")
+        options["adapter"] = redis_sharded_adapter(url)
     elif adapter:  # the node subscribes in the background, soon after the loop runs
         from sio_teach.adapters.redis import redis_adapter  # needs the `redis` extra
 
@@ -157,7 +164,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
         "--adapter",
-        help="redis://HOST:PORT or redis-streams://HOST:PORT (default: in-memory, one node)",
+        help="redis://, redis-sharded:// or redis-streams://HOST:PORT (default: in-memory)",
     )
     parser.add_argument("--recovery", action="store_true", help="connection state recovery on")
     parser.add_argument(
