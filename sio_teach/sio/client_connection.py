@@ -67,6 +67,7 @@ NSP_TRANSITIONS: dict[tuple[NspState, str], NspState] = {
     (NspState.IDLE, "connect"): NspState.CONNECTING,
     (NspState.CONNECTING, "CONNECT"): NspState.CONNECTED,  # the server's reply
     (NspState.CONNECTING, "CONNECT_ERROR"): NspState.IDLE,
+    (NspState.CONNECTING, "give up"): NspState.IDLE,  # the connection is lost for good
     (NspState.CONNECTED, "lost"): NspState.CONNECTING,  # CONNECT again after the reconnection
     (NspState.CONNECTED, "DISCONNECT"): NspState.IDLE,
     (NspState.CONNECTING, "disconnect"): NspState.IDLE,
@@ -331,7 +332,7 @@ class ClientConnection:
             ns.connect_deadline = None
         if self.attempt:
             self._events.append(ReconnectError(self.attempt, message))
-        self._reconnect_or_give_up("open failed", now)
+        self._reconnect_or_give_up("open failed", now, message)
 
     def lost(self, reason: str, now: float) -> None:
         """The Engine.IO connection ended without us (``reason``: its close reason)."""
@@ -341,7 +342,7 @@ class ClientConnection:
             if ns.state is NspState.CONNECTED:
                 ns.state, ns.sid = NSP_TRANSITIONS[(ns.state, "lost")], None
                 self._events.append(Disconnected(ns.nsp, DisconnectReason(reason)))
-        self._reconnect_or_give_up("lost", now)
+        self._reconnect_or_give_up("lost", now, reason)
 
     def receive(self, data: str | bytes, now: float) -> None:
         """A message from the server: a packet, or one binary attachment of a packet."""
@@ -462,18 +463,22 @@ class ClientConnection:
             auth = {**(auth or {}), "pid": ns.pid, "offset": ns.offset}
         self._outbox.append(Packet.connect(ns.nsp, auth))
 
-    def _reconnect_or_give_up(self, event: str, now: float) -> None:
+    def _reconnect_or_give_up(self, event: str, now: float, why: str) -> None:
         if self.reconnection and self.attempt < self.reconnection_attempts:
             self._go(event)
             delay = self.backoff.duration(self.attempt, self.random())
             self.delays.append(delay)
             self.attempt += 1
             self.reconnect_at = now + delay
-        else:
-            self._go("close")
-            if self.reconnection:
-                self._events.append(ReconnectFailed())
-            self.attempt = 0
+            return
+        self._go("close")
+        if self.reconnection:
+            self._events.append(ReconnectFailed())
+        self.attempt = 0
+        for ns in self.namespaces.values():
+            if ns.state is NspState.CONNECTING:  # no connection will carry its CONNECT: fail now
+                ns.state, ns.connect_deadline = NSP_TRANSITIONS[(ns.state, "give up")], None
+                self._events.append(ConnectFailed(ns.nsp, {"message": why}))
 
     def _close_if_idle(self) -> None:
         """No namespace is wanted any more: close the connection (manager.ts ``_destroy``)."""
