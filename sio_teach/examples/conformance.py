@@ -8,7 +8,8 @@
   ``broadcast``, ``call-me-back``, ``disconnect-me``).
 
 Engine.IO settings: pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1,000,000 bytes, CORS ``*``.
-With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis.
+With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis. With
+``--parser msgpack`` every namespace speaks the msgpack parser (npm ``socket.io-msgpack-parser``).
 """
 
 from __future__ import annotations
@@ -106,11 +107,14 @@ def socketio_server(**options: object) -> Server:
     return sio
 
 
-def make_app(adapter: str | None = None) -> tuple[tornado.web.Application, list[EngineServer]]:
+def make_app(
+    adapter: str | None = None, parser: str = "json"
+) -> tuple[tornado.web.Application, list[EngineServer]]:
     """The Tornado application and the Engine.IO servers it mounts (to close them on exit);
-    ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter."""
+    ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter; ``parser`` is
+    ``"json"`` or ``"msgpack"``."""
     engine = EngineServer(echo, **SETTINGS)  # type: ignore[arg-type]
-    options = {}
+    options: dict[str, object] = {"parser": parser}
     if adapter:  # the node subscribes in the background, soon after the loop runs
         from sio_teach.adapters.redis import redis_adapter  # needs the `redis` extra
 
@@ -120,8 +124,10 @@ def make_app(adapter: str | None = None) -> tuple[tornado.web.Application, list[
     return tornado.web.Application(routes), [engine, sio.engine]
 
 
-async def serve(port: int, host: str = "127.0.0.1", adapter: str | None = None) -> None:
-    app, servers = make_app(adapter)
+async def serve(
+    port: int, host: str = "127.0.0.1", adapter: str | None = None, parser: str = "json"
+) -> None:
+    app, servers = make_app(adapter, parser)
     http = listen(app, port, host)
     stop = stop_on_signals()
     print(f"conformance app on http://{host}:{port}/", flush=True)
@@ -138,9 +144,12 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--adapter", help="redis://HOST:PORT (default: in-memory, one node)")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
+    parser.add_argument(
+        "--parser", choices=["json", "msgpack"], default="json", help="the Socket.IO parser"
+    )
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
-    run(serve(args.port, args.host, args.adapter), uvloop=args.uvloop)
+    run(serve(args.port, args.host, args.adapter, args.parser), uvloop=args.uvloop)
 
 
 if __name__ == "__main__":
