@@ -103,7 +103,7 @@ class Tracer:
             if kind == "binary" and self.describe_binary is not None:  # polling: b<base64>
                 layer, kind, described = self._binary(_unbase64(wire[1:]))
                 if layer == "sio":
-                    shown = "b" + described
+                    shown = described
         rec = Record(
             round(self.clock() - self._start, 6),
             self.node,

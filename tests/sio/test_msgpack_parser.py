@@ -17,6 +17,8 @@ from typing import Any
 import msgpack
 import pytest
 
+from sio_teach import Client, Server
+from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter
 from sio_teach.errors import ProtocolError
 from sio_teach.sio import msgpack_parser
 from sio_teach.sio.msgpack_parser import MsgpackDecoder, MsgpackParser, decode, encode, show
@@ -278,8 +280,36 @@ def test_tracer_describes_msgpack_messages() -> None:
     expected = [
         'S1 > ws   sio EVENT         msgpack {"type":2,"data":["message",<bin 01 02 03>,'
         '{"nested":[<bin 04 05>]}],"nsp":"/"}',
-        'S1 < POST sio EVENT         bmsgpack {"type":2,"data":["message",<bin 01 02 03>,'
+        'S1 < POST sio EVENT         msgpack {"type":2,"data":["message",<bin 01 02 03>,'
         '{"nested":[<bin 04 05>]}],"nsp":"/"}',
         "S1 > ws   eio binary        <binary 2 B: 01 02>",
     ]
     assert tracer.lines(width=200) == expected
+
+
+# -- a broadcast is encoded once --------------------------------------------------------------
+
+
+def test_a_broadcast_is_encoded_once_for_every_recipient() -> None:
+    sent: list[tuple[str, Any, list[Any]]] = []
+    adapter = MemoryAdapter("/", lambda sid, first, rest, volatile: sent.append((sid, first, rest)))
+    adapter.parser = MsgpackParser()
+    adapter.add_all("a", ["room"])
+    adapter.add_all("b", ["room"])
+    packet = Packet.event("/", "e", b"\x01")
+    adapter.broadcast(packet, BroadcastOptions(rooms=frozenset({"room"})))
+    (_, first_a, rest_a), (_, first_b, rest_b) = sent
+    assert first_a is first_b  # the same Engine.IO message object: one encoding, one frame
+    assert rest_a == rest_b == []  # no attachments with msgpack
+    assert decode(first_a.data) == packet
+
+
+def test_server_and_client_take_a_parser_by_name_or_object() -> None:
+    parser = MsgpackParser()
+    server = Server(parser=parser)
+    assert server.parser is parser and server.of("/x").adapter.parser is parser
+    assert isinstance(Server(parser="msgpack").parser, MsgpackParser)
+    assert Server().parser is JSON_PARSER
+    client = Client("http://127.0.0.1:1", parser="msgpack")
+    assert isinstance(client.parser, MsgpackParser)
+    assert client.machine.parser is client.parser
