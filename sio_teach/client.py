@@ -35,7 +35,7 @@ from sio_teach.errors import AckTimeoutError, ConnectError
 from sio_teach.sio import client_connection as sio
 from sio_teach.sio.backoff import Backoff
 from sio_teach.sio.packet import Packet, PacketType
-from sio_teach.sio.parser import Parser, get_parser
+from sio_teach.sio.parser import Parser, encode, get_parser
 from sio_teach.tasks import spawn
 from sio_teach.trace import Tracer
 from sio_teach.transports.eio_client import EngineClient
@@ -309,7 +309,7 @@ class Client(ClientSocket):
                         listener(*packet.data)
                     except Exception:
                         log.exception("outgoing listener failed")
-            for message in self.parser.encode(packet):
+            for message in encode(packet, self.parser):
                 self.engine.send(message)
 
     def _handle(self, event: sio.Event) -> None:

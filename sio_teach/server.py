@@ -49,7 +49,7 @@ from sio_teach.namespace import (  # noqa: F401  (re-exported: the server's publ
 )
 from sio_teach.sio import recovery
 from sio_teach.sio.packet import Packet, PacketType
-from sio_teach.sio.parser import Parser, get_parser
+from sio_teach.sio.parser import Parser, encode, get_parser
 from sio_teach.sio.server_connection import (
     CloseConnection,
     ConnectRequested,
@@ -199,7 +199,7 @@ class Connection:
         self.after()
 
     def send(self, packet: Packet) -> None:
-        first, *rest = self.server.parser.encode(packet)
+        first, *rest = encode(packet, self.server.parser)
         self.send_encoded(first, rest)
 
     def send_encoded(

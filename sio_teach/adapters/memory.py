@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sio_teach.eio.packet import Packet as EioPacket
 from sio_teach.eio.packet import PacketType as EioType
 from sio_teach.sio.packet import Packet
-from sio_teach.sio.parser import JSON_PARSER, Parser
+from sio_teach.sio.parser import JSON_PARSER, Parser, encode
 
 if TYPE_CHECKING:
     from sio_teach.server import Namespace, Socket
@@ -37,7 +37,7 @@ OnAck = Callable[[list[Any]], None]  # the arguments of one client's ACK
 def encode_once(packet: Packet, parser: Parser = JSON_PARSER) -> tuple[EioPacket, list[EioPacket]]:
     """``packet`` as the Engine.IO messages that carry it, built once for every recipient: the
     first one (the JSON parser's text, the msgpack parser's only message) and the rest."""
-    first, *rest = (EioPacket(EioType.MESSAGE, m) for m in parser.encode(packet))
+    first, *rest = (EioPacket(EioType.MESSAGE, m) for m in encode(packet, parser))
     return first, rest
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sio_teach.sio.packet import Decoder, Packet, encode
+from sio_teach.sio import packet as json_packet
+from sio_teach.sio.packet import Decoder, Packet
 
 
 class PacketDecoder(Protocol):
@@ -61,7 +62,7 @@ class JsonParser:
 
     def encode(self, packet: Packet) -> list[str | bytes]:
         """``packet``'s messages: its text, then its attachments (see ``packet.encode``)."""
-        text, attachments = encode(packet)
+        text, attachments = json_packet.encode(packet)
         return [text, *attachments]
 
     def decoder(self, max_bytes: int | None = None) -> Decoder:
@@ -74,6 +75,12 @@ class JsonParser:
 
 
 JSON_PARSER = JsonParser()  # stateless: one instance serves every connection
+
+
+def encode(packet: Packet, parser: Parser = JSON_PARSER) -> list[str | bytes]:
+    """``parser.encode(packet)``: the one call through which the server, its adapters and the
+    client encode a packet (so counting the calls of this function counts encodings)."""
+    return parser.encode(packet)
 
 
 def get_parser(parser: str | Parser | None) -> Parser:
