@@ -3,7 +3,9 @@
 * The official npm ``socket.io-client`` with ``socket.io-msgpack-parser`` (``tests/js/sio_client.js
   ... msgpack``) against our conformance app with ``parser="msgpack"``.
 * Our :class:`Client` with ``parser="msgpack"`` against the official npm ``socket.io`` server with
-  ``socket.io-msgpack-parser`` (``tests/js/sio_server.js --parser=msgpack``).
+  ``socket.io-msgpack-parser`` (``tests/js/sio_server.js --parser=msgpack``): the scenarios of
+  ``test_interop_js_server.py`` (auth, acks both ways, binary, two namespaces, CONNECT_ERROR, a
+  server-side DISCONNECT) run again, both ends speaking msgpack.
 
 Each in the three transport modes. A peer on the other parser could not even connect (the
 msgpack decoder refuses text, the JSON decoder a lone binary message); the tracer shows, on top,
@@ -15,14 +17,16 @@ A missing ``node`` or ``node_modules`` fails these tests (never skips): see ``te
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from sio_teach import Client
 from sio_teach.trace import Tracer
-from tests.client.conftest import Events, NodeServer, eventually
+from tests.client import test_interop_js_server as json_tests
+from tests.client.conftest import NodeServer
 from tests.conftest import NODE_MODULES, run_node
 from tests.sio.conftest import no_server_errors  # noqa: F401  (the fixture, used below)
 
@@ -64,13 +68,20 @@ def test_the_msgpack_parser_is_installed() -> None:
 # -- the official client, our server --------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-async def test_official_client_emits_acks_binary_and_namespaces(our_sio: Any, mode: str) -> None:
+async def official_client(our_sio: Any, mode: str, scenario: str) -> tuple[Any, Tracer, Any]:
+    """Our server (msgpack, traced), and what ``sio_client.js`` reported of ``scenario`` run
+    against it with msgpack: (the live server, its tracer, the first record of each kind)."""
     tracer = Tracer(sio=True)
     live = await our_sio(parser="msgpack", tracer=tracer, ping_timeout=5.0)
-    records = await run_node("sio_client.js", live.url, mode, "basic", "msgpack", timeout=30.0)
+    records = await run_node("sio_client.js", live.url, mode, scenario, "msgpack", timeout=30.0)
     got = first_of_each(records)
     assert "error" not in got, got["error"]
+    return live, tracer, got
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_official_client_emits_acks_binary_and_namespaces(our_sio: Any, mode: str) -> None:
+    live, tracer, got = await official_client(our_sio, mode, "basic")
     expected = {
         "auth": {"args": [{"token": "abc"}]},
         "ack": {"args": [1, "2", {"3": [True]}]},
@@ -100,11 +111,7 @@ async def test_official_client_emits_acks_binary_and_namespaces(our_sio: Any, mo
 
 @pytest.mark.parametrize("mode", list(MODES))
 async def test_official_clients_rooms_and_broadcast(our_sio: Any, mode: str) -> None:
-    tracer = Tracer(sio=True)
-    live = await our_sio(parser="msgpack", tracer=tracer, ping_timeout=5.0)
-    records = await run_node("sio_client.js", live.url, mode, "rooms", "msgpack", timeout=30.0)
-    got = first_of_each(records)
-    assert "error" not in got, got["error"]
+    _, tracer, got = await official_client(our_sio, mode, "rooms")
     nobody: dict[str, list[Any]] = {"a": [], "b": [], "c": [], "d": []}
     # a, b, d joined room-1 (d on /custom); a sends to room-1: b only
     assert got["to-room"]["received"] == {**nobody, "b": [["room-message", "hello", buf(1)]]}
@@ -118,52 +125,44 @@ async def test_official_clients_rooms_and_broadcast(our_sio: Any, mode: str) -> 
 
 # -- our client, the official server --------------------------------------------------------
 
+# the scenarios of test_interop_js_server.py, run again with both ends speaking msgpack
+REUSED = [
+    json_tests.test_connect_with_auth,
+    json_tests.test_emit_with_ack,
+    json_tests.test_server_emits_with_ack_to_the_client,
+    json_tests.test_binary_round_trip,
+    json_tests.test_two_namespaces_share_one_engineio_connection,
+    json_tests.test_middleware_refusal,
+    json_tests.test_server_side_disconnect_is_not_followed_by_reconnection,
+]
 
-def b64(data: bytes) -> dict[str, str]:
-    """How sio_server.js reports a binary value."""
-    return {"$binary": base64.b64encode(data).decode()}
 
-
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", list(json_tests.MODES))
+@pytest.mark.parametrize("scenario", REUSED, ids=lambda f: f.__name__.removeprefix("test_"))
 async def test_our_client_against_the_official_server(
+    node_sio: Any, make_client: Any, mode: str, scenario: Callable[..., Awaitable[None]]
+) -> None:
+    async def msgpack_server(port: int | None = None) -> NodeServer:
+        return await node_sio(port, "--parser=msgpack")
+
+    def msgpack_client(url: str, **options: Any) -> Client:
+        return make_client(url, parser="msgpack", **options)
+
+    await scenario(msgpack_server, msgpack_client, mode)
+
+
+@pytest.mark.parametrize("mode", list(json_tests.MODES))
+async def test_our_client_sends_and_reads_only_msgpack(
     node_sio: Any, make_client: Any, mode: str
 ) -> None:
     server: NodeServer = await node_sio(None, "--parser=msgpack")
     tracer = Tracer("client", sio=True)
     client = make_client(
-        server.url, transports=MODES[mode], parser="msgpack", auth={"token": "t"}, tracer=tracer
+        server.url, transports=json_tests.MODES[mode], parser="msgpack", tracer=tracer
     )
-    Events(client)
-    auth: list[Any] = []
-    client.on("auth", auth.append)
     await asyncio.wait_for(client.connect(), TIMEOUT)
-    assert (await server.wait_for("connection", nsp="/"))["auth"] == {"token": "t"}
-    await eventually(lambda: auth, TIMEOUT, "the auth event")
-    assert auth == [{"token": "t"}]
-
-    # JSON data, with an ACK from the server
-    reply = await client.emit_with_ack("echo-ack", 1, "2", {"3": [True]}, timeout=TIMEOUT)
-    assert reply == (1, "2", {"3": [True]})
-    # binary data both ways, nested and empty included
-    blob, nested = bytes(range(256)), {"file": [b"\x00\x01"], "empty": b""}
-    assert await client.emit_with_ack("echo-ack", blob, nested, timeout=TIMEOUT) == (blob, nested)
-    record = await server.wait_for("event", name="echo-ack", count=2)
-    assert record["args"] == [b64(blob), {"file": [b64(b"\x00\x01")], "empty": b64(b"")}]
-    back: list[tuple[Any, ...]] = []
-    client.on("echo-back", lambda *args: back.append(args))
-    client.emit("echo", b"\xff\x00", "text", {"deep": [[b"\x10"]]})
-    await eventually(lambda: back, TIMEOUT, "echo-back")
-    assert back == [(b"\xff\x00", "text", {"deep": [[b"\x10"]]})]
-
-    # the server asks for an ACK; ours carries bytes
-    client.on("question", lambda q: bytes(reversed(q)))
-    client.emit("ask", b"\x01\x02\x03")
-    assert (await server.wait_for("answer"))["value"] == b64(b"\x03\x02\x01")
-
-    # a second namespace on the same connection
-    admin = client.socket("/admin")
-    await asyncio.wait_for(admin.connect(), TIMEOUT)
-    assert await admin.emit_with_ack("echo-ack", "on admin", timeout=TIMEOUT) == "on admin"
-    assert server.events("echo-ack", nsp="/admin") == [["on admin"]]
-    kinds = only_msgpack(tracer)
-    assert {"CONNECT", "EVENT", "ACK"} <= set(kinds)
+    assert await client.emit_with_ack("echo-ack", b"\x01", {"a": 1}, timeout=TIMEOUT) == (
+        b"\x01",
+        {"a": 1},
+    )
+    assert {"CONNECT", "EVENT", "ACK"} <= set(only_msgpack(tracer))
