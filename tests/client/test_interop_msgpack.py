@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,7 +29,7 @@ from sio_teach import Client
 from sio_teach.trace import Tracer
 from tests.client import test_interop_js_server as json_tests
 from tests.client.conftest import NodeServer
-from tests.conftest import NODE_MODULES, run_node
+from tests.conftest import NODE_MODULES, ROOT, free_port, run_node
 from tests.sio.conftest import no_server_errors  # noqa: F401  (the fixture, used below)
 
 pytestmark = pytest.mark.usefixtures("no_server_errors")
@@ -166,3 +168,35 @@ async def test_our_client_sends_and_reads_only_msgpack(
         {"a": 1},
     )
     assert {"CONNECT", "EVENT", "ACK"} <= set(only_msgpack(tracer))
+
+
+# -- the conformance app's flag -------------------------------------------------------------
+
+
+async def test_conformance_app_with_parser_msgpack() -> None:
+    """``python -m sio_teach.examples.conformance --parser msgpack``, as a test-suite starts it,
+    passes the official client's basic scenario in msgpack."""
+    port = free_port()
+    app = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "sio_teach.examples.conformance", "--port", str(port)),
+        *("--parser", "msgpack"),
+        cwd=ROOT,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert app.stdout is not None
+        banner = await asyncio.wait_for(app.stdout.readline(), 30.0)  # printed once listening
+        assert banner.startswith(b"conformance app on"), banner
+        url = f"http://127.0.0.1:{port}"
+        records = await run_node("sio_client.js", url, "default", "basic", "msgpack", timeout=30.0)
+        got = first_of_each(records)
+        assert "error" not in got, got["error"]
+        assert got["binary-ack"] == {"args": [buf(9, 8), "t"], "isBuffer": True}
+        assert "done-script" in got
+        app.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(app.wait(), 5.0) == 0
+    finally:
+        if app.returncode is None:
+            app.kill()
+            await app.wait()
