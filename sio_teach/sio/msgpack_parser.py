@@ -20,7 +20,8 @@ The wire format of npm ``socket.io-msgpack-parser`` 3.x (its ``index.js``, on ``
 notepack.io writes JavaScript's ``undefined`` as a fixext 1 of type 0 (``d4 00 00``); the
 reference server's CONNECT reply holds one (``{sid, pid: undefined}``). It is read as the JSON
 parser would have carried it: a key whose value is undefined is left out of its map, an
-undefined array item becomes None.
+undefined array item becomes None. An ArrayBuffer or a typed array (what a browser sends as
+binary) is an ext of type 0 too, with its bytes: it is read as bytes, like a ``bin``.
 
 Anything refused raises ProtocolError: the connection closes with "parse error", as for bad JSON.
 """
@@ -51,7 +52,12 @@ UNDEFINED = _Undefined()
 
 
 def _ext(code: int, data: bytes) -> Any:
-    return UNDEFINED if code == 0 else msgpack.ExtType(code, data)
+    if code != 0:
+        return msgpack.ExtType(code, data)
+    # notepack.io's type 0: a fixext 1 is undefined; an ext 8/16/32 is an ArrayBuffer or a typed
+    # array (a browser's binary, a Uint8Array), read as bytes. msgpack hands both over alike: a
+    # one-byte ArrayBuffer is taken for undefined.
+    return UNDEFINED if len(data) == 1 else data
 
 
 def to_map(packet: Packet) -> dict[str, Any]:

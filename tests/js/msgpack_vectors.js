@@ -26,6 +26,7 @@ const packets = {
   "server-ack": { id: 1, type: 3, data: ["ok"], nsp: "/" },
   "server-connect": { type: 0, data: { sid: "abc", pid: undefined }, nsp: "/" },
   "client-event": { type: 2, data: ["chat", "hi"], options: { compress: true }, id: 0, nsp: "/" },
+  "typed-array": { type: 2, data: ["file", new Uint8Array([1, 2, 3]), undefined], nsp: "/" },
 };
 
 const encoder = new Encoder();

@@ -79,6 +79,10 @@ READ_ONLY: dict[str, tuple[Packet, str]] = {
         "85a47479706502a46461746192a463686174a26869a76f7074696f6e7381a8636f6d7072657373c3a269"
         "6400a36e7370a12f",
     ),
+    "typed-array": (  # a Uint8Array is an ext of type 0 with its bytes; undefined becomes None
+        Packet.event("/", "file", b"\x01\x02\x03", None),
+        "83a47479706502a46461746193a466696c65c70300010203d40000a36e7370a12f",
+    ),
 }
 
 
