@@ -31,7 +31,8 @@ from typing import Any
 from sio_teach.errors import DisconnectReason, ProtocolError
 from sio_teach.sio.backoff import Backoff
 from sio_teach.sio.events import AckReceived, AckTimedOut
-from sio_teach.sio.packet import Decoder, Packet, PacketType
+from sio_teach.sio.packet import Packet, PacketType
+from sio_teach.sio.parser import JSON_PARSER, Parser
 
 
 class State(Enum):
@@ -207,8 +208,10 @@ class ClientConnection:
         backoff: Backoff = Backoff(),  # noqa: B008  (frozen: one instance serves all)
         retries: int = 0,
         ack_timeout: float | None = None,
+        parser: Parser = JSON_PARSER,
     ) -> None:
         self.state = State.DISCONNECTED
+        self.parser = parser  # how packets travel (sio/parser.py); the server must use the same
         self.retries = retries  # > 0: every emit but a volatile one goes through the queue
         self.ack_timeout = ack_timeout  # the default timeout of an ack (each try's, with retries)
         self._tickets = 0
@@ -220,7 +223,7 @@ class ClientConnection:
         self.attempt = 0  # the reconnection attempt under way or awaited; 0: not reconnecting
         self.reconnect_at: float | None = None
         self.delays: list[float] = []  # every reconnection delay drawn, for the curious
-        self._decoder = Decoder()
+        self._decoder = self.parser.decoder()
         self._outbox: list[Packet] = []
         self._events: list[Event] = []
         self._ack_deadlines: list[tuple[float, str, int]] = []  # a heap; answered acks stay
@@ -315,7 +318,7 @@ class ClientConnection:
             self._events.append(CloseTransport())
             return
         self._go("opened")
-        self._decoder = Decoder()
+        self._decoder = self.parser.decoder()
         if self.attempt:
             self._events.append(Reconnected(self.attempt))
         self.attempt = 0
