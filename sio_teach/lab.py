@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import logging
 import math
+import pathlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -69,6 +70,16 @@ async def held_get(where: Lab | Server | EngineServer, sid: str, timeout: float 
     ``where``: what :func:`start_server` / :func:`start_engine` returned, or a server."""
     engine = where.engine if isinstance(where, Lab | Server) else where
     await wait_until(lambda: (s := engine.sessions.get(sid)) is not None and s.polling, timeout)
+
+
+def data_file(name: str) -> pathlib.Path:
+    """The file ``name`` of the notebooks' ``data/`` folder, found from the running notebook's
+    folder (Jupyter's working directory): ``data/`` beside it (an instructor notebook), or one
+    folder up (a student copy, in ``student/``). So any copy of the ``notebooks/`` folder works."""
+    for folder in (pathlib.Path("data"), pathlib.Path("..", "data")):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"data/{name}: neither beside this notebook nor one folder up")
 
 
 # Where Socket.IO packets are encoded on their way out, by module: a broadcast in the adapter
