@@ -1,7 +1,7 @@
 """Notebook helpers: a server inside the kernel, a live packet trace, fault knobs, and plots.
 
-The server and its fault knobs (:class:`Lab`, :class:`LabHandler`) need Tornado only: the demo
-page's ``serve --faults`` runs on them too (``web.start_demo``). The live trace and the plots
+The server and its fault knobs (:class:`Lab`, :class:`LabHandler`, :class:`LabRequest`) need
+Tornado only: the demo page's ``serve --faults`` runs on them too (``web.start_demo``). The live trace and the plots
 import IPython and matplotlib when first called.
 
 lab = await start_server(ping_interval=0.3)  # Socket.IO on 127.0.0.1, a free port, this loop
@@ -25,7 +25,7 @@ import math
 import pathlib
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import tornado.httpclient
@@ -36,6 +36,7 @@ from sio_teach.server import Server
 from sio_teach.trace import Record, Tracer
 from sio_teach.transports.eio_server import EngineHandler, EngineServer, EngineSocket
 from sio_teach.transports.http import HTTPServer
+from sio_teach.transports.polling import EngineRequest
 
 HOST = "127.0.0.1"
 
@@ -157,9 +158,8 @@ class Lab:
         if self.setup is not None:
             self.setup(self.server)  # before listening: no client can come in first
         extra = self.routes(self) if self.routes is not None else []
-        app = tornado.web.Application(
-            [*extra, (self.path, LabHandler, {"engine": self.engine, "lab": self})]
-        )
+        routes = self.engine.routes(self.path, LabHandler, LabRequest, lab=self)
+        app = tornado.web.Application([*extra, *routes])
         self.http_server = HTTPServer(app)
         sockets = tornado.netutil.bind_sockets(self.port, self.host)  # port 0: the OS picks one
         self.port = sockets[0].getsockname()[1]
@@ -211,19 +211,31 @@ class Lab:
         self._listen()
 
 
+class LabRequest(EngineRequest):
+    """A long-polling request plus the lab's latency (at rest, it changes nothing)."""
+
+    def answer(self, *args: Any, **kwargs: Any) -> Awaitable[None]:
+        latency = self.router.handler_kwargs["lab"].latency
+        if not latency:
+            return super().answer(*args, **kwargs)
+        # the answer waits out the latency: timers fire in order, so answers keep their order
+        loop = asyncio.get_running_loop()
+        written = loop.create_future()
+
+        def later() -> None:
+            super(LabRequest, self).answer(*args, **kwargs)
+            written.set_result(None)
+
+        loop.call_later(latency, later)
+        return written
+
+
 class LabHandler(EngineHandler):
-    """The Engine.IO handler plus the lab's fault knobs (at rest, it changes nothing)."""
+    """The WebSocket handler plus the lab's fault knobs (at rest, it changes nothing)."""
 
-    def initialize(self, engine: EngineServer, lab: Lab) -> None:  # type: ignore[override]
-        super().initialize(engine)
+    def initialize(self, engine: EngineServer, lab: Lab, **checked: Any) -> None:  # type: ignore[override]
+        super().initialize(engine, **checked)
         self.lab = lab
-
-    def finish(self, chunk: Any = None) -> Any:
-        if chunk is not None and self.lab.latency and self._auto_finish and not self._finished:
-            self._auto_finish = False  # the answer waits out the latency: Tornado must not end it
-            asyncio.get_running_loop().call_later(self.lab.latency, super().finish, chunk)
-            return None
-        return super().finish(chunk)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.lab.handlers.add(self)
