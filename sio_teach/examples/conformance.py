@@ -106,9 +106,12 @@ def socketio_server(**options: object) -> Server:
     return sio
 
 
-def make_app(adapter: str | None = None) -> tuple[tornado.web.Application, list[EngineServer]]:
+def make_app(
+    adapter: str | None = None, admin: bool = False
+) -> tuple[tornado.web.Application, list[EngineServer]]:
     """The Tornado application and the Engine.IO servers it mounts (to close them on exit);
-    ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter."""
+    ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter; ``admin`` instruments
+    the server for the Admin UI (``/admin``, user ``admin``, password ``changeit``)."""
     engine = EngineServer(echo, **SETTINGS)  # type: ignore[arg-type]
     options = {}
     if adapter:  # the node subscribes in the background, soon after the loop runs
@@ -116,12 +119,19 @@ def make_app(adapter: str | None = None) -> tuple[tornado.web.Application, list[
 
         options["adapter"] = redis_adapter(adapter)
     sio = socketio_server(**options)
+    if admin:  # needs the `admin` extra (bcrypt)
+        from sio_teach.admin import hash_password
+
+        auth = {"username": "admin", "password": hash_password("changeit")}
+        sio.instrument(auth=auth, mode="development")
     routes = engine.routes("/engine.io/") + sio.routes("/socket.io/")
     return tornado.web.Application(routes), [engine, sio.engine]
 
 
-async def serve(port: int, host: str = "127.0.0.1", adapter: str | None = None) -> None:
-    app, servers = make_app(adapter)
+async def serve(
+    port: int, host: str = "127.0.0.1", adapter: str | None = None, admin: bool = False
+) -> None:
+    app, servers = make_app(adapter, admin)
     http = listen(app, port, host)
     stop = stop_on_signals()
     print(f"conformance app on http://{host}:{port}/", flush=True)
@@ -138,9 +148,12 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--adapter", help="redis://HOST:PORT (default: in-memory, one node)")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
+    parser.add_argument(
+        "--admin", action="store_true", help="the Admin UI's /admin (admin / changeit)"
+    )
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
-    run(serve(args.port, args.host, args.adapter), uvloop=args.uvloop)
+    run(serve(args.port, args.host, args.adapter, args.admin), uvloop=args.uvloop)
 
 
 if __name__ == "__main__":
