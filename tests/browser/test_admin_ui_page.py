@@ -4,38 +4,35 @@ chat page's sockets and rooms, live. Nothing is fetched from outside 127.0.0.1."
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from sio_teach import web
 from sio_teach.admin import hash_password
 from sio_teach.admin.ui import find_ui
 from sio_teach.lab import Lab
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from tests.browser.conftest import TIMEOUT_MS, chromium
 
 
 @pytest.fixture
 async def admin_demo() -> AsyncIterator[Lab]:
     bundle = web.find_bundle()
     if bundle is None or find_ui() is None:
-        pytest.fail("node_modules lacks socket.io-client or @socket.io/admin-ui: run `make install`")
+        pytest.fail(
+            "node_modules lacks socket.io-client or @socket.io/admin-ui: run `make install`"
+        )
     auth = {"username": "admin", "password": hash_password("changeit", 4)}
     lab = web.start_demo(bundle=bundle, admin={"auth": auth})
     yield lab
     await lab.shutdown()
 
 
-@pytest.fixture
-async def chromium(admin_demo: Lab) -> AsyncIterator[Browser]:  # closed before the server stops
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: install Chromium (`make system-deps`, as root)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
+@pytest.fixture(name="chromium")
+async def chromium_fixture(admin_demo: Lab) -> AsyncIterator[Browser]:  # closed before the server
+    async for launched in chromium():
+        yield launched
 
 
 async def loopback_context(browser: Browser) -> BrowserContext:
