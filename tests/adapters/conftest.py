@@ -5,7 +5,8 @@
   adapter, serving on a free port of 127.0.0.1, subscribed before it is returned. Its handlers are
   those of ``redis_node.js``, so a test can drive either kind of node with the same events.
 * ``js_node`` — ``url = await js_node(redis.url)``: ``tests/adapters/redis_node.js`` (socket.io +
-  ``@socket.io/redis-adapter`` + ``redis``), subscribed before it is returned.
+  ``@socket.io/redis-adapter`` + ``redis``), subscribed before it is returned; ``js_node(url,
+  "admin")`` also instruments it with the official ``@socket.io/admin-ui``.
 * ``client`` — ``c = await client(url, name)``: a :class:`sio_teach.Client` (WebSocket unless
   ``transports=`` says otherwise) that records
   every event it receives and answers ``question`` with ``"<name>:<args as JSON>"`` (bytes: hex).
@@ -144,10 +145,10 @@ async def py_node() -> AsyncIterator[Callable[..., Awaitable[PyNode]]]:
 
 
 @pytest.fixture
-async def js_node() -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+async def js_node() -> AsyncIterator[Callable[..., Awaitable[str]]]:
     processes: list[asyncio.subprocess.Process] = []
 
-    async def _start(redis_url: str) -> str:
+    async def _start(redis_url: str, *args: str) -> str:
         node = node_executable()  # fails the test when Node.js is missing
         for package in ("@socket.io/redis-adapter", "redis", "socket.io"):
             if not (NODE_MODULES / package).is_dir():
@@ -159,6 +160,7 @@ async def js_node() -> AsyncIterator[Callable[[str], Awaitable[str]]]:
             node,
             str(NODE_SCRIPT),
             redis_url,
+            *args,
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

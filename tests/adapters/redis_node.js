@@ -1,7 +1,8 @@
 // A Node.js Socket.IO node on the official Redis adapter, for the cross-language cluster tests.
 //
-//   node tests/adapters/redis_node.js redis://127.0.0.1:PORT
+//   node tests/adapters/redis_node.js redis://127.0.0.1:PORT [admin]
 //
+// With "admin", the official @socket.io/admin-ui instruments it (no auth, serverId "node-js").
 // Listens on a free port of 127.0.0.1 and prints one JSON line: {"port": N}. Its clients drive it
 // with the same events as the Python nodes of tests/adapters/conftest.py (make_node):
 //   chat(...args)              → io.emit("chat", ...args)            (every node, every client)
@@ -32,6 +33,9 @@ async function main() {
   const io = new Server(httpServer, {
     adapter: createAdapter(pubClient, subClient, { requestsTimeout: 3000 }),
   });
+  if (process.argv[3] === "admin") {
+    require("@socket.io/admin-ui").instrument(io, { auth: false, serverId: "node-js" });
+  }
   io.on("hello", (...args) => {
     const callback = typeof args[args.length - 1] === "function" ? args.pop() : null;
     if (callback) callback("node:" + JSON.stringify(args));
