@@ -45,12 +45,13 @@ lint: install
 	$(PY) -m ruff check sio_teach tests
 	$(PY) -m ruff format --check sio_teach tests
 
-# Optional system packages for the browser and load-balancer tests (Debian, as root).
+# Optional system packages for the browser, load-balancer and sharded Pub/Sub (Redis 7) tests
+# (Debian, as root).
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx >/dev/null; } \
-	    || echo "system-deps: apt-get failed; browser and nginx tests will say what is missing"; \
-	else echo "system-deps: needs root and apt-get; skipping (browser and nginx tests will skip)"; fi
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx redis-server >/dev/null; } \
+	    || echo "system-deps: apt-get failed; browser, nginx and Redis 7 tests will say what is missing"; \
+	else echo "system-deps: needs root and apt-get; skipping (browser, nginx and Redis 7 tests will skip)"; fi
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

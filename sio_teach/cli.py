@@ -3,6 +3,8 @@
     python -m sio_teach serve [--port 3000]        # the demo page and chat server; prints its trace
     python -m sio_teach trace http://127.0.0.1:3000 [--transports polling] [--namespace /x]
                                                    # connects as a client; prints the client's trace
+    python -m sio_teach cluster --nodes 3 --adapter pubsub|sharded|streams
+                                                   # Redis + N nodes + nginx: see sio_teach.cluster
 
 Both print one line per packet on stdout (``>`` sent, ``<`` received, as seen by that side) until
 Ctrl-C or SIGTERM (``trace``: or ``--seconds N``); messages about the run go to stderr.
@@ -25,7 +27,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from sio_teach import web
+from sio_teach import cluster, web
 from sio_teach.client import Client
 from sio_teach.errors import ConnectError
 from sio_teach.examples import stop_on_signals
@@ -224,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
     t.add_argument("--timeout", type=float, default=10.0, help="connect timeout (default 10 s)")
     t.set_defaults(run=trace)
+    cluster.add_parser(commands, [debug])
     return parser
 
 
@@ -231,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("SIO_TEACH_DEBUG", "") not in ("", "0")
     setup_logging(debug)
+    if args.command == "cluster":
+        return args.cluster(args)
     try:
         return asyncio.run(args.run(args, debug))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were set (e.g. while connecting)

@@ -31,12 +31,14 @@ class ProtocolError(SioTeachError):
         status: int = 400,
         code: int | None = None,
         close_session: bool = False,
+        context: dict[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.close_session = close_session  # the fault also ends the session it was sent on
+        self.context = context or {}  # what was wrong, as engine.io's ``connection_error`` says
 
 
 class ConnectError(SioTeachError):
@@ -73,6 +75,7 @@ class DisconnectReason(StrEnum):
     IO_CLIENT_DISCONNECT = "io client disconnect"  # the client called socket.disconnect()
     SERVER_NAMESPACE_DISCONNECT = "server namespace disconnect"  # seen on the server side
     CLIENT_NAMESPACE_DISCONNECT = "client namespace disconnect"  # seen on the server side
+    FORCED_SERVER_CLOSE = "forced server close"  # the client broke the rules: all namespaces end
     # the Engine.IO layer
     PING_TIMEOUT = "ping timeout"  # no pong (server side) or no ping (client side) in time
     TRANSPORT_CLOSE = "transport close"  # the connection was closed (or the peer sent close)

@@ -20,9 +20,11 @@ import contextlib
 import itertools
 import logging
 import math
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import tornado.httpclient
 import tornado.netutil
 import tornado.web
 
@@ -360,3 +362,97 @@ def state_diagram(transitions: dict[tuple[Any, str], Any], title: str = "") -> A
     ax.set(xlim=(-1.5, 1.5), ylim=(-1.4, 1.4), title=title)
     ax.axis("off")
     return fig
+
+
+def relabel(text: str, labels: dict[str, str]) -> str:
+    """``text`` with each key of ``labels`` replaced by its value. Call it before printing ids a
+    server draws at random (a recovery ``pid``, the offsets of events), so that the printed trace
+    reads the same on every run: ``relabel(tracer.text(), {socket.pid: "PID"})``."""
+    for value, label in sorted(labels.items(), key=lambda item: -len(item[0])):
+        text = text.replace(value, label)
+    return text
+
+
+class Balancer(tornado.web.RequestHandler):
+    """A load balancer in front of lab servers, misconfigured as such proxies often are: plain
+    HTTP only (the ``Upgrade`` header is dropped, so a WebSocket never gets through) and, unless
+    ``sticky``, each request to the next node in turn (round robin). Start it with
+    :func:`start_balancer`; its ``log`` says where each request went and what came back."""
+
+    SUPPORTED_METHODS = ("GET", "POST", "OPTIONS")  # type: ignore[assignment]
+
+    def initialize(self, front: BalancerFront) -> None:  # type: ignore[override]
+        self.front = front
+
+    async def get(self) -> None:
+        await self.forward()
+
+    post = options = get
+
+    async def forward(self) -> None:
+        """Send this request on to a node, without its hop-by-hop headers (``Upgrade`` too)."""
+        front, request = self.front, self.request
+        node = front.pick(request.remote_ip or "")
+        headers = {k: v for k, v in request.headers.items() if k in ("Content-Type", "Origin")}
+        response = await front.http.fetch(
+            node.url + request.uri,
+            method=request.method,
+            body=request.body if request.method == "POST" else None,
+            headers=headers,
+            raise_error=False,
+            request_timeout=60,
+        )
+        if response.code == 599:  # the node is gone (stopped): no HTTP answer at all
+            self.set_status(502)
+            return self.finish()
+        body = response.body or b""
+        transport = self.get_query_argument("transport", "")
+        shown = body.decode(errors="replace") if response.code >= 400 else ""
+        front.log.append((request.method or "", transport, node.tracer.node, response.code, shown))
+        self.set_status(response.code)
+        for name, value in response.headers.get_all():
+            if name == "Content-Type" or name.startswith("Access-Control-"):
+                self.set_header(name, value)
+        self.finish(body)
+
+
+class BalancerFront:
+    """What :func:`start_balancer` returns: ``url`` (give it to a client), ``log`` (method,
+    transport, node, HTTP status, body of a refusal), and :meth:`stop`."""
+
+    def __init__(self, nodes: list[Lab], sticky: bool) -> None:
+        self.nodes, self.sticky = nodes, sticky
+        self.log: list[tuple[str, str, str, int, str]] = []
+        self.turn = itertools.count()
+        self.http = tornado.httpclient.AsyncHTTPClient(force_instance=True, max_clients=50)
+        app = tornado.web.Application([(r"/.*", Balancer, {"front": self})])
+        self.http_server = HTTPServer(app)
+        sockets = tornado.netutil.bind_sockets(0, HOST)
+        self.url = f"http://{HOST}:{sockets[0].getsockname()[1]}"
+        self.http_server.add_sockets(sockets)
+
+    def pick(self, address: str) -> Lab:
+        """The node for a request: by the client's address if sticky (nginx ``ip_hash``), else
+        the next one in turn."""
+        if self.sticky:
+            return self.nodes[zlib.crc32(address.encode()) % len(self.nodes)]
+        return self.nodes[next(self.turn) % len(self.nodes)]
+
+    def lines(self) -> list[str]:
+        """The log as text: ``GET  polling   → A 200``, one line per request."""
+        return [
+            f"{method:<4} {transport:<9} → {node} {status} {body}".rstrip()
+            for method, transport, node, status, body in self.log
+        ]
+
+    async def stop(self) -> None:
+        """Stop listening and close the connections to the nodes."""
+        self.http_server.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.http_server.close_all_connections(), 2.0)
+        self.http.close()
+
+
+async def start_balancer(nodes: list[Lab], *, sticky: bool = False) -> BalancerFront:
+    """A :class:`Balancer` on 127.0.0.1 in front of ``nodes`` (started with ``start_server``)."""
+    return BalancerFront(nodes, sticky)

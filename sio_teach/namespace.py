@@ -11,6 +11,7 @@ server (socket.io ``lib/namespace.ts``, ``lib/socket.ts``, ``lib/broadcast-opera
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import itertools
 import logging
@@ -42,13 +43,15 @@ async def call(handler: Handler, *args: Any) -> Any:
     return result
 
 
-def contain(server: Server, seen: set[tuple[str, type]], what: str, error: Exception) -> None:
+def contain(server: Server, owner: Socket | Connection, what: str, error: Exception) -> None:
     """``what`` (a handler, a middleware) raised: count it in ``server.handler_errors``, and log
-    its traceback only the first time ``seen`` meets this ``what`` and exception type (a client
-    repeating a bad message floods no log)."""
+    its traceback only the first time ``owner`` (a socket, a connection) meets this ``what`` and
+    exception type (a client repeating a bad message floods no log)."""
     server.handler_errors += 1
-    if (what, type(error)) not in seen:
-        seen.add((what, type(error)))
+    if owner.failures is None:
+        owner.failures = set()  # made at the first failure: most sockets never need one
+    if (what, type(error)) not in owner.failures:
+        owner.failures.add((what, type(error)))
         log.error("%s failed: %r (from now on only counted)", what, error, exc_info=error)
 
 
@@ -66,6 +69,8 @@ def ack_value(args: list[Any]) -> Any:
 class Socket:
     """A client connected to one namespace. Handlers receive it as their first argument."""
 
+    failures: set[tuple[str, type]] | None = None  # what failed already (see contain())
+
     def __init__(
         self,
         nsp: Namespace,
@@ -78,21 +83,27 @@ class Socket:
         self.recovered = session is not None  # True: same id, rooms and data as before the cut
         self.id = session.sid if session else nsp.server.sid_factory()
         self.pid = session.pid if session else nsp.recovery.new_pid() if nsp.recovery else None
-        request = conn.eio.request
-        self.handshake = {
-            "headers": dict(request.headers),
-            "query": {
-                k: v[-1].decode(errors="replace") for k, v in request.query_arguments.items()
-            },
-            "address": request.remote_ip,
-            "auth": auth,
-            "url": request.uri,
-        }
+        self.auth = auth
         self.data: dict[str, Any] = session.data if session else {}  # free for the application
         # ack id -> (what to do with the ACK's arguments, what to do if none comes)
         self.acks: dict[int, tuple[Callable[[list[Any]], Any], Callable[[Exception], Any] | None]]
         self.acks = {}
-        self._failures: set[tuple[str, type]] = set()  # see contain()
+
+    @functools.cached_property
+    def handshake(self) -> dict[str, Any]:
+        """What the client sent to connect, as the reference's ``socket.handshake``: the HTTP
+        request's headers, query, address and URL, and the CONNECT's ``auth`` (built when first
+        read: an idle socket does not carry a copy of its headers)."""
+        request = self.conn.eio.request
+        query = {k: v[-1].decode(errors="replace") for k, v in request.query_arguments.items()}
+        headers = dict(request.headers)
+        return {
+            "headers": headers,
+            "query": query,
+            "address": request.remote_ip,
+            "auth": self.auth,
+            "url": request.uri,
+        }
 
     @property
     def connected(self) -> bool:
@@ -240,7 +251,7 @@ class Socket:
 
     def _failed(self, handler: Handler, error: Exception) -> None:
         name = getattr(handler, "__qualname__", repr(handler))
-        contain(self.nsp.server, self._failures, f"handler {name} on {self!r}", error)
+        contain(self.nsp.server, self, f"handler {name} on {self!r}", error)
 
     def _on_ack(self, event: AckReceived | AckTimedOut) -> None:
         on_ack, on_fail = self.acks.pop(event.ack_id, (None, None))
@@ -256,7 +267,7 @@ class Socket:
         """The machine says this namespace ended: recovery, rooms, pending acks, the handler."""
         if self.nsp.recovery is not None and reason in recovery.RECOVERABLE_REASONS:
             session = recovery.Session(self.id, self.pid, self.rooms, self.data)  # type: ignore[arg-type]
-            self.nsp.recovery.persist(session, self.conn.loop.time())
+            self.nsp.adapter.persist_session(session)
         self.nsp._remove(self)
         for observer in self.nsp.server.observers:
             observer.socket_disconnected(self, reason)
@@ -320,6 +331,7 @@ class Namespace(Broadcasts):
         self.any_handlers: list[Handler] = []
         self.any_outgoing: list[Handler] = []
         self.sockets: dict[str, Socket] = {}
+        self.parent: Namespace | None = None  # the dynamic namespace that created this one
         self.adapter = server.adapter_factory(name, self._deliver)
         self.adapter.namespace = self  # a remote request reaches our sockets through it
         self.server_side_handlers: dict[str, Handler] = {}  # events from the other servers
@@ -397,10 +409,23 @@ class Namespace(Broadcasts):
     def _add(self, socket: Socket) -> None:
         self.sockets[socket.id] = socket
         self.adapter.add_all(socket.id, [socket.id])  # every socket is in the room of its own id
+        self.server.namespaces.setdefault(self.name, self)  # (dropped while its CONNECT waited)
 
     def _remove(self, socket: Socket) -> None:
         self.sockets.pop(socket.id, None)
         self.adapter.del_all(socket.id)
+        self._drop_if_empty()
+
+    def _drop_if_empty(self) -> None:
+        """A child of a dynamic namespace goes with its last socket when the server's
+        ``cleanup_empty_child_namespaces`` is on (socket.io 4.6 ``cleanupEmptyChildNamespaces``);
+        a later CONNECT to its name creates it afresh. Call when a socket leaves or is refused."""
+        server = self.server
+        if self.sockets or self.parent is None or not server.cleanup_empty_child_namespaces:
+            return
+        if server.namespaces.get(self.name) is self:
+            del server.namespaces[self.name]
+            self.adapter.close()
 
     def _deliver(
         self, sid: str, text: EioPacket, attachments: list[EioPacket], volatile: bool
@@ -448,7 +473,7 @@ class BroadcastOperator:
         """Send to every matching socket; the packet is encoded once for all of them."""
         data, opts, nsp = [event, *args], self.opts, self.nsp
         if nsp.recovery is not None and not opts.volatile:  # an offset, and a copy kept
-            data = nsp.recovery.stamp(data, opts.rooms, opts.except_, nsp.server.engine.now())
+            data = nsp.adapter.stamp(data, opts)
         nsp.adapter.broadcast(Packet(PacketType.EVENT, nsp.name, data), opts)
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:

@@ -71,6 +71,8 @@ class Server(Broadcasts):
 
     Engine.IO options (seconds and bytes) are passed through; ``connect_timeout`` is how long a new
     connection may wait before sending its first CONNECT (45 s in the reference server).
+    ``cleanup_empty_child_namespaces``: a namespace created by a dynamic one (``of(regex)``) is
+    forgotten when its last socket leaves (socket.io 4.6's option of that name).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Server(Broadcasts):
         adapter: Callable[[str, Any], MemoryAdapter] = MemoryAdapter,
         sid_factory: Callable[[], str] | None = None,
         connection_state_recovery: recovery.Options | bool = False,
+        cleanup_empty_child_namespaces: bool = False,
         **engine_options: Any,
     ) -> None:
         self.tracer = tracer or Tracer(enabled=False, sio=True)
@@ -97,6 +100,7 @@ class Server(Broadcasts):
             connection_state_recovery = recovery.Options()
         self.recovery_options = connection_state_recovery or None
         self.namespaces: dict[str, Namespace] = {}
+        self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces  # see Namespace
         self.parent_namespaces: list[tuple[NamespaceMatcher, Namespace]] = []
         self.observers: list[Observer] = []  # tools watching this server (observer.py)
         self.of("/")
@@ -123,6 +127,7 @@ class Server(Broadcasts):
             )
             if matched:
                 child = self.of(name)
+                child.parent = parent
                 child.handlers, child.middlewares = parent.handlers, parent.middlewares
                 child.any_handlers, child.any_outgoing = parent.any_handlers, parent.any_outgoing
                 child.server_side_handlers = parent.server_side_handlers
@@ -184,6 +189,8 @@ class Connection:
     (calls handlers, sends packets, arms the machine's one timer). One :class:`Socket` per
     connected namespace."""
 
+    failures: set[tuple[str, type]] | None = None  # what failed already (see contain())
+
     def __init__(self, server: Server, eio: EngineSocket) -> None:
         self.server = server
         self.eio = eio
@@ -196,7 +203,6 @@ class Connection:
         self.sockets: dict[str, Socket] = {}
         self._timer: object | None = None
         self._timer_at: float | None = None
-        self._failures: set[tuple[str, type]] = set()  # see contain()
         eio.on_message = self.on_message
         eio.on_close = self.on_close
         eio.on_upgrade = self.on_upgrade
@@ -278,7 +284,7 @@ class Connection:
             if nsp is None:
                 return self._refuse(name, "Invalid namespace")
             if nsp.recovery is not None and request.pid is not None:
-                session = nsp.recovery.restore(request.pid, request.offset, self.loop.time())
+                session = await nsp.adapter.restore_session(request.pid, request.offset)
             socket = Socket(nsp, self, auth, session)
             if session is None or not nsp.recovery.options.skip_middlewares:  # type: ignore[union-attr]
                 for middleware in nsp.middlewares:
@@ -286,13 +292,15 @@ class Connection:
         except Exception as error:  # a refusal, or a bug: the client must hear
             if socket is not None:
                 socket.nsp.adapter.del_all(socket.id)  # forget rooms a middleware joined
+                socket.nsp._drop_if_empty()
             if isinstance(error, ConnectRefused):
                 return self._refuse(name, error.message, error.data)
-            contain(self.server, self._failures, f"CONNECT to {name}", error)
+            contain(self.server, self, f"CONNECT to {name}", error)
             return self._refuse(name, "Internal server error")
         reply = self.machine.accept(name, socket.id, socket.pid)
         if reply is None:  # the connection closed while the middlewares ran
             nsp.adapter.del_all(socket.id)
+            nsp._drop_if_empty()
             return
         self.sockets[name] = socket
         nsp._add(socket)

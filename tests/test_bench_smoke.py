@@ -32,3 +32,17 @@ def test_quick_bench_run_writes_a_positive_figure(tmp_path: pathlib.Path, server
     assert run["msgs_per_s"] > 0 and run["latency_p50_ms"] > 0
     assert run["cpu_us_per_msg"] is not None and run["cpu_us_per_msg"] >= 0
     assert "ack_rtt" in proc.stdout and "sio_teach" in proc.stdout  # the table was printed
+
+
+def test_compression_bench_quick_run(tmp_path: pathlib.Path) -> None:
+    """``benchmarks/compression.py``: with permessage-deflate the same acks take fewer bytes."""
+    out = tmp_path / "deflate.jsonl"
+    cmd = [sys.executable, "-m", "benchmarks.compression", "--quick", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    print(proc.stdout)
+    off, on = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (off["negotiated"], on["negotiated"]) == ("", "permessage-deflate")
+    assert off["messages"] == on["messages"] == 200
+    assert on["wire_bytes_per_msg"] < off["wire_bytes_per_msg"] / 2
+    assert off["cpu_us_per_msg"] >= 0 and on["cpu_us_per_msg"] >= 0

@@ -12,6 +12,11 @@ The adapter seam is this class's public methods. The server calls only them, so 
 ``broadcast``, ``broadcast_with_ack``, ``add_sockets``, ``del_sockets``, ``disconnect_sockets``,
 ``fetch_sockets``, ``fetch_all_rooms``, ``server_side_emit[_with_ack]``, ``server_count``. On one
 node they act locally, and "the other nodes" is nobody.
+
+Connection state recovery goes through the adapter too (socket.io-adapter ``persistSession``,
+``restoreSession``): ``stamp``, ``persist_session``, ``restore_session`` keep the sessions and
+events in this node's memory (``sio/recovery.py``); an adapter that shares them between nodes
+(``adapters/redis_streams.py``) overrides the three.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sio_teach.sio.packet import Packet, encode
 
 if TYPE_CHECKING:
     from sio_teach.server import Namespace, Socket
+    from sio_teach.sio.recovery import Session
 
 # (sid, the packet's Engine.IO message, one message per attachment, volatile)
 Send = Callable[[str, EioPacket, list[EioPacket], bool], None]
@@ -183,6 +189,28 @@ class MemoryAdapter:
     async def server_count(self) -> int:
         """How many servers share the rooms: 1."""
         return 1
+
+    # -- connection state recovery: this node's memory (the namespace's Recovery) ----------------
+
+    def stamp(self, data: list[Any], opts: BroadcastOptions) -> list[Any]:
+        """Call before broadcasting an event (not volatile, no ack) with recovery on: its
+        arguments with an offset appended, the event kept for clients that come back."""
+        nsp = self.namespace
+        assert nsp is not None and nsp.recovery is not None
+        return nsp.recovery.stamp(data, opts.rooms, opts.except_, nsp.server.engine.now())
+
+    def persist_session(self, session: Session) -> None:
+        """Call when a socket ends for a recoverable reason: keep its session."""
+        nsp = self.namespace
+        assert nsp is not None and nsp.recovery is not None
+        nsp.recovery.persist(session, nsp.server.engine.now())
+
+    async def restore_session(self, pid: Any, offset: Any) -> Session | None:
+        """Call on a CONNECT carrying ``pid`` and ``offset``: the session with what it missed
+        (``Session.missed``), or None (unknown, expired, or the offset is gone)."""
+        nsp = self.namespace
+        assert nsp is not None and nsp.recovery is not None
+        return nsp.recovery.restore(pid, offset, nsp.server.engine.now())
 
     def close(self) -> None:
         """Stop talking to other nodes (``Server.close`` calls it); nothing to do here."""

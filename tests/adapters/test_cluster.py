@@ -121,7 +121,7 @@ async def test_binary_across_nodes(
 
 
 async def test_fetch_sockets_across_nodes(
-    redis_server: Any, py_node: Any, js_node: Any, client: Any
+    redis_server: Any, py_node: Any, js_node: Any, client: Any, adapter_kind: str
 ) -> None:
     a, _, _, clients = await cluster(redis_server, py_node, js_node, client)
     for rec in clients:
@@ -141,7 +141,8 @@ async def test_fetch_sockets_across_nodes(
     }
     sockets[0].emit("chat", "just you")  # its methods go through the adapter
     assert await clients[2].wait("chat", 1) == [("just you",)]
-    assert await a.adapter.fetch_all_rooms() >= {"room-A0", "room-B0", "room-J0"}
+    if adapter_kind == "pubsub":  # sharded nodes have no message for it: the node's own rooms
+        assert await a.adapter.fetch_all_rooms() >= {"room-A0", "room-B0", "room-J0"}
 
 
 async def test_sockets_join_and_disconnect_sockets_across_nodes(

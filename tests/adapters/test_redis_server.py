@@ -70,3 +70,27 @@ async def test_async_context_manager_starts_restarts_and_stops() -> None:
         server.restart()
         assert answers(server.port)  # the same port
     assert not answers(server.port) and server.process is None
+
+
+def versioned_binary(directory: Path, name: str, version: str) -> str:
+    path = directory / name
+    path.write_text(f"#!/bin/sh\necho 'Redis server v={version} sha=00000000:0 bits=64'\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_minimum_version_passes_over_older_binaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SIO_TEACH_REDIS_SERVER", raising=False)
+    monkeypatch.setattr(redis_server.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    old = versioned_binary(tmp_path, "redis-server", "6.2.14")
+    assert redis_server.redis_version(old) == (6, 2, 14)
+    assert find_redis_server() == old
+    with pytest.raises(
+        RedisNotFound, match=r"`redis-server` >= 7\.0 found .*6\.2\.14.*system-deps"
+    ):
+        find_redis_server((7, 0))
+    new = versioned_binary(tmp_path, "valkey-server", "7.2.5")
+    assert find_redis_server((7, 0)) == new

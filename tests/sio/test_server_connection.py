@@ -62,16 +62,53 @@ def test_two_namespaces_on_one_connection_are_independent() -> None:
     conn.receive("1/admin,")
     assert conn.events() == [Disconnected("/admin", DisconnectReason.CLIENT_NAMESPACE_DISCONNECT)]
     assert (conn.state("/admin"), conn.state("/")) == (State.DISCONNECTED, State.CONNECTED)
-    conn.receive('2/admin,["hi"]')  # no longer dispatched
-    assert conn.events() == []
-    conn.receive("0/admin,")  # and it may connect again
+    conn.receive("0/admin,")  # it may connect again
     assert conn.events() == [ConnectRequested("/admin", {})]
 
 
-def test_a_second_connect_for_the_same_namespace_is_ignored() -> None:
-    conn = connected("/")
+def test_a_second_connect_while_the_first_is_decided_is_ignored() -> None:
+    conn = ServerConnection(0.0, TIMEOUT)
     conn.receive("0")
-    assert conn.events() == [] and conn.state("/") is State.CONNECTED
+    conn.receive("0")
+    assert conn.events() == [ConnectRequested("/", {})]
+    assert conn.state("/") is State.CONNECTING
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        '2["early"]',  # an EVENT before any CONNECT
+        '21["early"]',  # … with an ack id
+        '2/b,["hi"]',  # for a namespace still connecting
+        '2/gone,["hi"]',  # for a namespace the client left
+        "31[]",  # an ACK for a namespace never connected
+        "1/gone,",  # a DISCONNECT for a namespace the client left
+        "0/a,",  # a second CONNECT for a connected namespace
+        '4/a,{"message":"from a client"}',  # a CONNECT_ERROR only travels to the client
+    ],
+)
+def test_a_packet_out_of_state_closes_the_connection(message: str) -> None:
+    """ "If the server does not receive a CONNECT packet first, then it MUST close the connection
+    immediately" (as the reference, for any namespace the client is not connected to)."""
+    conn = ServerConnection(0.0, TIMEOUT)
+    conn.receive("0/a,")
+    conn.accept("/a", "sid-a")
+    conn.receive("0/gone,")
+    conn.accept("/gone", "sid-g")
+    conn.receive("1/gone,")
+    conn.receive("0/b,")  # the middlewares of /b are still deciding
+    conn.events()
+    if message.startswith(("2[", "21[", "31[")):
+        conn.expect_ack("/a", 0, now=0.0, timeout=1.0)
+    conn.receive(message)
+    assert conn.events() == [
+        Disconnected("/a", DisconnectReason.FORCED_SERVER_CLOSE),
+        CloseConnection(DisconnectReason.FORCED_CLOSE),
+    ]
+    assert conn.closed and conn.states == {} and conn.next_deadline() is None
+    assert conn.accept("/b", "sid-b") is None  # too late for /b
+    conn.receive('2/a,["after"]')  # nothing more from this connection
+    assert conn.events() == []
 
 
 def test_refused_namespace_answers_connect_error_and_may_be_asked_again() -> None:
@@ -153,14 +190,10 @@ def test_connect_timeout_closes_a_namespace_still_connecting() -> None:
 # -- events and acks ------------------------------------------------------------------------------
 
 
-def test_event_before_connect_is_not_dispatched() -> None:
+def test_events_flow_once_connected() -> None:
     conn = ServerConnection(0.0, TIMEOUT)
-    conn.receive('2["early"]')
-    conn.receive('21["early-with-ack"]')
     conn.receive("0")
     assert conn.events() == [ConnectRequested("/", {})]
-    conn.receive('2["still-early"]')  # connecting is not connected
-    assert conn.events() == []
     conn.accept("/", "sid-1")
     conn.receive('25["on-time",{"a":1}]')
     assert conn.events() == [Event("/", "on-time", [{"a": 1}], 5)]
@@ -257,11 +290,10 @@ def test_leaving_a_namespace_forgets_its_acks() -> None:
     [
         '2["broken",',
         "9",
-        '4{"message":"from a client"}',
         b"\x00",
         '51-["x",{"_placeholder":true,"num":3}]',
     ],
-    ids=["bad JSON", "unknown type", "CONNECT_ERROR", "binary out of turn", "placeholder"],
+    ids=["bad JSON", "unknown type", "binary out of turn", "placeholder"],
 )
 def test_parse_error_ends_every_namespace_then_closes(message: str | bytes) -> None:
     conn = connected("/", "/b")
