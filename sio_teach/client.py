@@ -34,7 +34,8 @@ import tornado.ioloop
 from sio_teach.errors import AckTimeoutError, ConnectError
 from sio_teach.sio import client_connection as sio
 from sio_teach.sio.backoff import Backoff
-from sio_teach.sio.packet import Packet, PacketType, encode
+from sio_teach.sio.packet import Packet, PacketType
+from sio_teach.sio.parser import Parser, encode, get_parser
 from sio_teach.tasks import spawn
 from sio_teach.trace import Tracer
 from sio_teach.transports.eio_client import EngineClient
@@ -216,7 +217,9 @@ class Client(ClientSocket):
         rand: Callable[[], float] = random.random,
         retries: int = 0,
         ack_timeout: float | None = None,
+        parser: str | Parser | None = None,
     ) -> None:
+        self.parser = get_parser(parser)  # "json" (the default), "msgpack": as the server's
         self.machine = sio.ClientConnection(
             random=rand,
             reconnection=reconnection,
@@ -224,6 +227,7 @@ class Client(ClientSocket):
             backoff=backoff,
             retries=retries,
             ack_timeout=ack_timeout,
+            parser=self.parser,
         )
         super().__init__(self, "/", auth)
         self.url = url
@@ -232,6 +236,7 @@ class Client(ClientSocket):
         self.headers = headers
         self.tracer = tracer or Tracer("client", enabled=False, sio=True)
         self.tracer.sio = True
+        self.tracer.describe_binary = self.parser.describe
         self.sockets: dict[str, ClientSocket] = {"/": self}
         self.engine: EngineClient | None = None
         self._closing: asyncio.Future[Any] | None = None  # the engine being closed
@@ -304,10 +309,8 @@ class Client(ClientSocket):
                         listener(*packet.data)
                     except Exception:
                         log.exception("outgoing listener failed")
-            text, attachments = encode(packet)
-            self.engine.send(text)
-            for attachment in attachments:
-                self.engine.send(attachment)
+            for message in encode(packet, self.parser):
+                self.engine.send(message)
 
     def _handle(self, event: sio.Event) -> None:
         match event:

@@ -334,6 +334,7 @@ class Namespace(Broadcasts):
         self.parent: Namespace | None = None  # the dynamic namespace that created this one
         self.adapter = server.adapter_factory(name, self._deliver)
         self.adapter.namespace = self  # a remote request reaches our sockets through it
+        self.adapter.parser = server.parser  # a broadcast is encoded once, with the server's parser
         self.server_side_handlers: dict[str, Handler] = {}  # events from the other servers
         options = server.recovery_options
         self.recovery = recovery.Recovery(options) if options else None

@@ -49,7 +49,8 @@ from sio_teach.namespace import (  # noqa: F401  (re-exported: the server's publ
 )
 from sio_teach.observer import Observer
 from sio_teach.sio import recovery
-from sio_teach.sio.packet import Packet, PacketType, encode
+from sio_teach.sio.packet import Packet, PacketType
+from sio_teach.sio.parser import Parser, encode, get_parser
 from sio_teach.sio.server_connection import (
     CloseConnection,
     ConnectRequested,
@@ -84,10 +85,15 @@ class Server(Broadcasts):
         sid_factory: Callable[[], str] | None = None,
         connection_state_recovery: recovery.Options | bool = False,
         cleanup_empty_child_namespaces: bool = False,
+        parser: str | Parser | None = None,
         **engine_options: Any,
     ) -> None:
+        # "json" (the default) or "msgpack", or a parser object (sio/parser.py); every namespace
+        # speaks it, and the clients must too
+        self.parser = get_parser(parser)
         self.tracer = tracer or Tracer(enabled=False, sio=True)
         self.tracer.sio = True
+        self.tracer.describe_binary = self.parser.describe
         if sid_factory is not None:
             engine_options["sid_factory"] = sid_factory
         self.engine = EngineServer(self._on_engine_connect, tracer=self.tracer, **engine_options)
@@ -199,6 +205,7 @@ class Connection:
             self.loop.time(),
             server.connect_timeout,
             max_attachment_bytes=server.engine.config.max_buffer,  # what a client may make us hold
+            parser=server.parser,
         )
         self.sockets: dict[str, Socket] = {}
         self._timer: object | None = None
@@ -212,14 +219,15 @@ class Connection:
         self.after()
 
     def send(self, packet: Packet) -> None:
-        text, attachments = encode(packet)
-        self.send_encoded(text, attachments)
+        first, *rest = encode(packet, self.server.parser)
+        self.send_encoded(first, rest)
 
     def send_encoded(
-        self, text: str | EioPacket, attachments: list[bytes] | list[EioPacket]
+        self, text: str | bytes | EioPacket, attachments: list[str | bytes] | list[EioPacket]
     ) -> None:
-        """Send a packet already encoded: as text and attachments, or as the Engine.IO message
-        packets that a broadcast built once for all its recipients (``adapters/memory.py``)."""
+        """Send a packet already encoded: its first message (the JSON parser's text, the msgpack
+        parser's only message) and the rest (attachments), or the Engine.IO message packets that a
+        broadcast built once for all its recipients (``adapters/memory.py``)."""
         self.eio.send(text)
         for attachment in attachments:
             self.eio.send(attachment)

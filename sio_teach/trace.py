@@ -11,11 +11,18 @@ Socket.IO packet, the line names both layers::
     S1 < POST sio CONNECT  40{"token":"abc"}
     S1 > ws   sio EVENT    42["chat","hi"]
 
+A binary message is an attachment of the JSON parser (``eio binary``), unless
+:attr:`Tracer.describe_binary` (set by a server or client to its parser's ``describe``) says it is
+a packet of its own, as with the msgpack parser::
+
+    S1 > ws   sio EVENT    msgpack {"type":2,"data":["chat","hi"],"nsp":"/"}
+
 A disabled tracer costs one attribute test per packet (the callers check :attr:`enabled`).
 """
 
 from __future__ import annotations
 
+import binascii
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -45,6 +52,13 @@ class Record:
         return f"{self.time * 1000:9.1f} ms {text}" if times else text
 
 
+def _unbase64(text: str) -> bytes:
+    try:
+        return binascii.a2b_base64(text)
+    except binascii.Error:
+        return b""
+
+
 class Tracer:
     """Collects :class:`Record` objects; renders them as text, rows, or plots (see ``lab.py``).
 
@@ -70,6 +84,8 @@ class Tracer:
         self.listeners: list[Callable[[Record], None]] = []
         self._aliases: dict[str, str] = {}
         self._start = clock()
+        # a binary message -> (packet type, readable text), or None: not a packet of its own
+        self.describe_binary: Callable[[bytes], tuple[str, str] | None] | None = None
 
     def alias(self, sid: str) -> str:
         """The stable name of a session id: S1 for the first one seen, S2 for the next…"""
@@ -80,10 +96,14 @@ class Tracer:
     def record(self, sid: str, direction: str, transport: str, wire: str | bytes) -> None:
         """Note one packet, as written to or read from the wire."""
         if isinstance(wire, bytes):
-            layer, kind, shown = "eio", "binary", f"<binary {len(wire)} B: {wire[:8].hex(' ')}>"
+            layer, kind, shown = self._binary(wire)
         else:
             layer, kind = self._describe(wire)
             shown = wire.replace(sid, self.alias(sid)) if sid in wire else wire
+            if kind == "binary" and self.describe_binary is not None:  # polling: b<base64>
+                layer, kind, described = self._binary(_unbase64(wire[1:]))
+                if layer == "sio":
+                    shown = described
         rec = Record(
             round(self.clock() - self._start, 6),
             self.node,
@@ -104,6 +124,13 @@ class Tracer:
         """Note each packet of a long-polling payload (packets are separated by ``\\x1e``)."""
         for part in body.split("\x1e"):
             self.record(sid, direction, transport, part)
+
+    def _binary(self, data: bytes) -> tuple[str, str, str]:
+        """(layer, kind, shown) of a binary message."""
+        described = self.describe_binary(data) if self.sio and self.describe_binary else None
+        if described is not None:
+            return "sio", described[0], described[1]
+        return "eio", "binary", f"<binary {len(data)} B: {data[:8].hex(' ')}>"
 
     def _describe(self, wire: str) -> tuple[str, str]:
         if wire.startswith("b"):

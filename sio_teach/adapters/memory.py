@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from sio_teach.eio.packet import Packet as EioPacket
 from sio_teach.eio.packet import PacketType as EioType
-from sio_teach.sio.packet import Packet, encode
+from sio_teach.sio.packet import Packet
+from sio_teach.sio.parser import JSON_PARSER, Parser, encode
 
 if TYPE_CHECKING:
     from sio_teach.server import Namespace, Socket
@@ -39,10 +40,11 @@ OnCount = Callable[[int], None]  # how many clients one node asked for an ACK
 OnAck = Callable[[list[Any]], None]  # the arguments of one client's ACK
 
 
-def encode_once(packet: Packet) -> tuple[EioPacket, list[EioPacket]]:
-    """``packet`` as the Engine.IO messages that carry it, built once for every recipient."""
-    text, attachments = encode(packet)
-    return EioPacket(EioType.MESSAGE, text), [EioPacket(EioType.MESSAGE, a) for a in attachments]
+def encode_once(packet: Packet, parser: Parser = JSON_PARSER) -> tuple[EioPacket, list[EioPacket]]:
+    """``packet`` as the Engine.IO messages that carry it, built once for every recipient: the
+    first one (the JSON parser's text, the msgpack parser's only message) and the rest."""
+    first, *rest = (EioPacket(EioType.MESSAGE, m) for m in encode(packet, parser))
+    return first, rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,7 @@ class MemoryAdapter:
         self.sids: dict[str, set[str]] = {}  # socket id -> rooms
         # The Namespace that owns this adapter (it sets this): operations on sockets go through it.
         self.namespace: Namespace | None = None
+        self.parser: Parser = JSON_PARSER  # how a broadcast is encoded (the Namespace sets it)
         # called (room, sid) when a socket enters / leaves a room (socket.io-adapter's
         # ``join-room`` / ``leave-room`` events; see observer.py)
         self.on_join_room: list[Callable[[str, str], None]] = []
@@ -115,7 +118,7 @@ class MemoryAdapter:
 
     def broadcast(self, packet: Packet, opts: BroadcastOptions) -> list[str]:
         """Encode ``packet`` once and send it to every recipient; returns their ids."""
-        text, attachments = encode_once(packet)
+        text, attachments = encode_once(packet, self.parser)
         sids = self.recipients(opts)
         for sid in sids:
             self.send(sid, text, attachments, opts.volatile)
@@ -143,7 +146,7 @@ class MemoryAdapter:
         number of recipients, then ``on_ack(args)`` for each client's ACK (socket.io-adapter
         ``broadcastWithAck``; the same ack id for every recipient). ``timeout`` is for adapters
         that must forget the request later."""
-        text, attachments = encode_once(packet)
+        text, attachments = encode_once(packet, self.parser)
         sockets = self._sockets(opts)
         for socket in sockets:
             socket._expect_ack(packet.id, on_ack, None, timeout)  # type: ignore[arg-type]

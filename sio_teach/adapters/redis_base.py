@@ -23,6 +23,7 @@ import logging
 import secrets
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 from redis.asyncio import Redis
@@ -40,6 +41,37 @@ OUTBOX_LIMIT = 10_000  # messages waiting for Redis; beyond that they are droppe
 FAILURES = (RedisError, OSError, TimeoutError)
 CONFIRMATIONS = ("subscribe", "psubscribe", "ssubscribe")  # Redis's answer to a subscription
 MESSAGES = ("message", "pmessage", "smessage")  # a published message
+
+
+# -- the message format of socket.io-adapter's ClusterAdapter (sharded Pub/Sub, streams) -------
+
+
+class MessageType(IntEnum):
+    """socket.io-adapter ``enum MessageType``: the messages between the nodes of a cluster."""
+
+    INITIAL_HEARTBEAT = 1
+    HEARTBEAT = 2
+    BROADCAST = 3
+    SOCKETS_JOIN = 4
+    SOCKETS_LEAVE = 5
+    DISCONNECT_SOCKETS = 6
+    FETCH_SOCKETS = 7
+    FETCH_SOCKETS_RESPONSE = 8
+    SERVER_SIDE_EMIT = 9
+    SERVER_SIDE_EMIT_RESPONSE = 10
+    BROADCAST_CLIENT_COUNT = 11
+    BROADCAST_ACK = 12
+    ADAPTER_CLOSE = 13
+
+
+# "mayContainBinary": the only types that are msgpack when their data holds bytes
+MAY_CONTAIN_BINARY = {
+    MessageType.BROADCAST,
+    MessageType.BROADCAST_ACK,
+    MessageType.FETCH_SOCKETS_RESPONSE,
+    MessageType.SERVER_SIDE_EMIT,
+    MessageType.SERVER_SIDE_EMIT_RESPONSE,
+}
 
 
 @dataclass

@@ -31,58 +31,23 @@ import contextlib
 import json
 import secrets
 from collections.abc import Callable, Iterable
-from enum import IntEnum
 from typing import Any, Literal
 
 from redis.asyncio.client import PubSub
 
 from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter, OnAck, OnCount, Send
 from sio_teach.adapters.redis import _decode, _details, _opts, _pack, _packet, _raw_opts
-from sio_teach.adapters.redis_base import FAILURES, RedisBaseAdapter
-from sio_teach.sio.packet import Packet, PacketType
+from sio_teach.adapters.redis_base import (
+    FAILURES,
+    MAY_CONTAIN_BINARY,
+    MessageType,
+    RedisBaseAdapter,
+)
+from sio_teach.sio.packet import Packet, PacketType, has_binary
 from sio_teach.tasks import spawn
 
 SubscriptionMode = Literal["static", "dynamic", "dynamic-private"]
 SUBSCRIPTION_MODES = ("static", "dynamic", "dynamic-private")
-
-
-class MessageType(IntEnum):
-    """socket.io-adapter ``enum MessageType``: the messages between the nodes of a cluster."""
-
-    INITIAL_HEARTBEAT = 1
-    HEARTBEAT = 2
-    BROADCAST = 3
-    SOCKETS_JOIN = 4
-    SOCKETS_LEAVE = 5
-    DISCONNECT_SOCKETS = 6
-    FETCH_SOCKETS = 7
-    FETCH_SOCKETS_RESPONSE = 8
-    SERVER_SIDE_EMIT = 9
-    SERVER_SIDE_EMIT_RESPONSE = 10
-    BROADCAST_CLIENT_COUNT = 11
-    BROADCAST_ACK = 12
-    ADAPTER_CLOSE = 13
-
-
-# "mayContainBinary": the only types that are msgpack when their data holds bytes
-MAY_CONTAIN_BINARY = {
-    MessageType.BROADCAST,
-    MessageType.BROADCAST_ACK,
-    MessageType.FETCH_SOCKETS_RESPONSE,
-    MessageType.SERVER_SIDE_EMIT,
-    MessageType.SERVER_SIDE_EMIT_RESPONSE,
-}
-
-
-def has_binary(value: Any) -> bool:
-    """Whether ``value`` holds bytes anywhere (socket.io's ``hasBinary``)."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return True
-    if isinstance(value, list | tuple):
-        return any(has_binary(v) for v in value)
-    if isinstance(value, dict):
-        return any(has_binary(v) for v in value.values())
-    return False
 
 
 def encode_message(message: dict[str, Any]) -> bytes | str:

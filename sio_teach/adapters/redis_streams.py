@@ -60,7 +60,6 @@ import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
-from enum import IntEnum
 from typing import Any
 
 import msgpack
@@ -75,8 +74,8 @@ from sio_teach.adapters.redis import (
     _packet,
     _raw_opts,
 )
-from sio_teach.adapters.redis_base import FAILURES, OUTBOX_LIMIT
-from sio_teach.sio.packet import Packet, PacketType
+from sio_teach.adapters.redis_base import FAILURES, MAY_CONTAIN_BINARY, OUTBOX_LIMIT, MessageType
+from sio_teach.sio.packet import Packet, PacketType, has_binary
 from sio_teach.sio.recovery import Session
 from sio_teach.tasks import spawn
 
@@ -107,24 +106,6 @@ return joined
 """
 
 
-class MessageType(IntEnum):
-    """socket.io-adapter ``cluster-adapter.ts`` ``enum MessageType``."""
-
-    INITIAL_HEARTBEAT = 1
-    HEARTBEAT = 2
-    BROADCAST = 3
-    SOCKETS_JOIN = 4
-    SOCKETS_LEAVE = 5
-    DISCONNECT_SOCKETS = 6
-    FETCH_SOCKETS = 7
-    FETCH_SOCKETS_RESPONSE = 8
-    SERVER_SIDE_EMIT = 9
-    SERVER_SIDE_EMIT_RESPONSE = 10
-    BROADCAST_CLIENT_COUNT = 11
-    BROADCAST_ACK = 12
-    ADAPTER_CLOSE = 13
-
-
 # the Pub/Sub adapter's requests, as ClusterAdapter messages (and back)
 TO_CLUSTER = {
     RequestType.BROADCAST: MessageType.BROADCAST,
@@ -142,8 +123,6 @@ RESPONSES = {
     MessageType.BROADCAST_CLIENT_COUNT,
     MessageType.BROADCAST_ACK,
 }
-# ClusterAdapter "mayContainBinary": the types whose data may be msgpack rather than JSON
-MAY_HOLD_BYTES = {MessageType.BROADCAST, *RESPONSES, MessageType.SERVER_SIDE_EMIT}
 
 
 def redis_streams_adapter(
@@ -177,16 +156,6 @@ def redis_streams_adapter(
 # -- the wire format -------------------------------------------------------------------------
 
 
-def _has_bytes(value: Any) -> bool:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return True
-    if isinstance(value, list | tuple):
-        return any(_has_bytes(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_bytes(v) for v in value.values())
-    return False
-
-
 def _msgpack(value: Any) -> bytes:
     return msgpack.packb(value, use_bin_type=True, default=str)
 
@@ -200,7 +169,7 @@ def encode_entry(message: dict[str, Any]) -> dict[str, str]:
     fields = {"uid": message["uid"], "nsp": message["nsp"], "type": str(int(message["type"]))}
     data = message.get("data")
     if data:
-        if message["type"] in MAY_HOLD_BYTES and _has_bytes(data):
+        if message["type"] in MAY_CONTAIN_BINARY and has_binary(data):
             fields["data"] = base64.b64encode(_msgpack(data)).decode()
         else:
             fields["data"] = json.dumps(data, separators=(",", ":"))

@@ -14,6 +14,8 @@ With ``--adapter redis://HOST:PORT`` the Socket.IO app joins a cluster on that R
 ``--recovery``: connection state recovery on (2 minutes).
 With ``--per-message-deflate`` both endpoints offer WebSocket permessage-deflate (threshold 1024
 bytes).
+With ``--parser msgpack`` every namespace speaks the msgpack parser (npm
+``socket.io-msgpack-parser``).
 """
 
 from __future__ import annotations
@@ -115,16 +117,18 @@ def make_app(
     adapter: str | None = None,
     recovery: bool = False,
     per_message_deflate: bool = False,
+    parser: str = "json",
     admin: bool = False,
 ) -> tuple[tornado.web.Application, list[EngineServer]]:
     """The Tornado application and the Engine.IO servers it mounts (to close them on exit);
     ``adapter`` is a ``redis://``, ``redis-sharded://`` or ``redis-streams://`` URL, or None for
-    the in-memory adapter; ``admin`` instruments the server for the Admin UI (``/admin``, user
-    ``admin``, password ``changeit``)."""
+    the in-memory adapter; ``parser`` is ``"json"`` or ``"msgpack"``; ``admin`` instruments the
+    server for the Admin UI (``/admin``, user ``admin``, password ``changeit``)."""
     engine = EngineServer(echo, **SETTINGS, per_message_deflate=per_message_deflate)  # type: ignore[arg-type]
     options: dict[str, object] = {
         "connection_state_recovery": recovery,
         "per_message_deflate": per_message_deflate,
+        "parser": parser,
     }
     if adapter and adapter.startswith("redis-streams://"):
         from sio_teach.adapters.redis_streams import redis_streams_adapter
@@ -155,9 +159,10 @@ async def serve(
     adapter: str | None = None,
     recovery: bool = False,
     deflate: bool = False,
+    parser: str = "json",
     admin: bool = False,
 ) -> None:
-    app, servers = make_app(adapter, recovery, deflate, admin)
+    app, servers = make_app(adapter, recovery, deflate, parser, admin)
     http = listen(app, port, host)
     stop = stop_on_signals()
     print(f"conformance app on http://{host}:{port}/", flush=True)
@@ -182,11 +187,14 @@ def main() -> None:
     )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     parser.add_argument(
+        "--parser", choices=["json", "msgpack"], default="json", help="the Socket.IO parser"
+    )
+    parser.add_argument(
         "--admin", action="store_true", help="the Admin UI's /admin (admin / changeit)"
     )
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
-    options = (args.adapter, args.recovery, args.per_message_deflate, args.admin)
+    options = (args.adapter, args.recovery, args.per_message_deflate, args.parser, args.admin)
     run(serve(args.port, args.host, *options), uvloop=args.uvloop)
 
 

@@ -31,7 +31,8 @@ from typing import Any
 from sio_teach.errors import DisconnectReason, ProtocolError
 from sio_teach.sio.backoff import Backoff
 from sio_teach.sio.events import AckReceived, AckTimedOut
-from sio_teach.sio.packet import Decoder, Packet, PacketType
+from sio_teach.sio.packet import Packet, PacketType
+from sio_teach.sio.parser import JSON_PARSER, Parser
 
 
 class State(Enum):
@@ -67,6 +68,7 @@ NSP_TRANSITIONS: dict[tuple[NspState, str], NspState] = {
     (NspState.IDLE, "connect"): NspState.CONNECTING,
     (NspState.CONNECTING, "CONNECT"): NspState.CONNECTED,  # the server's reply
     (NspState.CONNECTING, "CONNECT_ERROR"): NspState.IDLE,
+    (NspState.CONNECTING, "give up"): NspState.IDLE,  # the connection is lost for good
     (NspState.CONNECTED, "lost"): NspState.CONNECTING,  # CONNECT again after the reconnection
     (NspState.CONNECTED, "DISCONNECT"): NspState.IDLE,
     (NspState.CONNECTING, "disconnect"): NspState.IDLE,
@@ -206,8 +208,10 @@ class ClientConnection:
         backoff: Backoff = Backoff(),  # noqa: B008  (frozen: one instance serves all)
         retries: int = 0,
         ack_timeout: float | None = None,
+        parser: Parser = JSON_PARSER,
     ) -> None:
         self.state = State.DISCONNECTED
+        self.parser = parser  # how packets travel (sio/parser.py); the server must use the same
         self.retries = retries  # > 0: every emit but a volatile one goes through the queue
         self.ack_timeout = ack_timeout  # the default timeout of an ack (each try's, with retries)
         self._tickets = 0
@@ -219,7 +223,7 @@ class ClientConnection:
         self.attempt = 0  # the reconnection attempt under way or awaited; 0: not reconnecting
         self.reconnect_at: float | None = None
         self.delays: list[float] = []  # every reconnection delay drawn, for the curious
-        self._decoder = Decoder()
+        self._decoder = self.parser.decoder()
         self._outbox: list[Packet] = []
         self._events: list[Event] = []
         self._ack_deadlines: list[tuple[float, str, int]] = []  # a heap; answered acks stay
@@ -314,7 +318,7 @@ class ClientConnection:
             self._events.append(CloseTransport())
             return
         self._go("opened")
-        self._decoder = Decoder()
+        self._decoder = self.parser.decoder()
         if self.attempt:
             self._events.append(Reconnected(self.attempt))
         self.attempt = 0
@@ -331,7 +335,7 @@ class ClientConnection:
             ns.connect_deadline = None
         if self.attempt:
             self._events.append(ReconnectError(self.attempt, message))
-        self._reconnect_or_give_up("open failed", now)
+        self._reconnect_or_give_up("open failed", now, message)
 
     def lost(self, reason: str, now: float) -> None:
         """The Engine.IO connection ended without us (``reason``: its close reason)."""
@@ -341,7 +345,7 @@ class ClientConnection:
             if ns.state is NspState.CONNECTED:
                 ns.state, ns.sid = NSP_TRANSITIONS[(ns.state, "lost")], None
                 self._events.append(Disconnected(ns.nsp, DisconnectReason(reason)))
-        self._reconnect_or_give_up("lost", now)
+        self._reconnect_or_give_up("lost", now, reason)
 
     def receive(self, data: str | bytes, now: float) -> None:
         """A message from the server: a packet, or one binary attachment of a packet."""
@@ -462,18 +466,22 @@ class ClientConnection:
             auth = {**(auth or {}), "pid": ns.pid, "offset": ns.offset}
         self._outbox.append(Packet.connect(ns.nsp, auth))
 
-    def _reconnect_or_give_up(self, event: str, now: float) -> None:
+    def _reconnect_or_give_up(self, event: str, now: float, why: str) -> None:
         if self.reconnection and self.attempt < self.reconnection_attempts:
             self._go(event)
             delay = self.backoff.duration(self.attempt, self.random())
             self.delays.append(delay)
             self.attempt += 1
             self.reconnect_at = now + delay
-        else:
-            self._go("close")
-            if self.reconnection:
-                self._events.append(ReconnectFailed())
-            self.attempt = 0
+            return
+        self._go("close")
+        if self.reconnection:
+            self._events.append(ReconnectFailed())
+        self.attempt = 0
+        for ns in self.namespaces.values():
+            if ns.state is NspState.CONNECTING:  # no connection will carry its CONNECT: fail now
+                ns.state, ns.connect_deadline = NSP_TRANSITIONS[(ns.state, "give up")], None
+                self._events.append(ConnectFailed(ns.nsp, {"message": why}))
 
     def _close_if_idle(self) -> None:
         """No namespace is wanted any more: close the connection (manager.ts ``_destroy``)."""

@@ -143,7 +143,7 @@ def reconstruct(data: Any, attachments: list[bytes]) -> Any:
     return data
 
 
-def _problem(
+def packet_problem(
     ptype: PacketType, nsp: str, data: Any, present: bool, ack_id: int | None
 ) -> str | None:
     """Why this packet breaks the spec, or None. One rule table for both directions: encode() turns
@@ -184,7 +184,7 @@ def encode(packet: Packet) -> tuple[str, list[bytes]]:
     TypeError, for data JSON cannot hold) for a packet the spec forbids. The receiver's limit of
     MAX_ATTACHMENTS is not enforced here."""
     ptype = _PLAIN.get(packet.type, packet.type)
-    problem = _problem(ptype, packet.nsp, packet.data, packet.data is not None, packet.id)
+    problem = packet_problem(ptype, packet.nsp, packet.data, packet.data is not None, packet.id)
     if problem:
         raise ValueError(problem)
     data, attachments = packet.data, []
@@ -295,7 +295,7 @@ def decode_text(text: str, max_attachments: int = MAX_ATTACHMENTS) -> tuple[Pack
         raise ProtocolError("JSON payload nested too deeply") from None
     except ValueError as exc:  # json.JSONDecodeError, NaN/Infinity, ints too long to convert
         raise ProtocolError(f"invalid JSON payload: {exc}") from None
-    problem = _problem(wire_type, nsp, data, bool(body), ack_id)
+    problem = packet_problem(wire_type, nsp, data, bool(body), ack_id)
     if problem:
         raise ProtocolError(problem)
     return Packet(_PLAIN.get(wire_type, wire_type), nsp, data, ack_id), attachments

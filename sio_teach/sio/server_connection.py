@@ -28,7 +28,8 @@ from typing import Any
 
 from sio_teach.errors import DisconnectReason, ProtocolError
 from sio_teach.sio.events import AckReceived, AckTimedOut
-from sio_teach.sio.packet import Decoder, Packet, PacketType
+from sio_teach.sio.packet import Packet, PacketType
+from sio_teach.sio.parser import JSON_PARSER, Parser
 
 
 class State(Enum):
@@ -106,8 +107,9 @@ class ServerConnection:
         connect_timeout: float = 45.0,
         attachments_timeout: float = 60.0,
         max_attachment_bytes: int | None = None,
+        parser: Parser = JSON_PARSER,
     ) -> None:
-        self.decoder = Decoder(max_bytes=max_attachment_bytes)
+        self.decoder = parser.decoder(max_bytes=max_attachment_bytes)  # see sio/parser.py
         # A binary packet's attachments must all arrive within attachments_timeout of its header
         # and weigh at most max_attachment_bytes together (not in the spec: bounds on what a
         # half-sent BINARY_EVENT holds)

@@ -620,6 +620,8 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
             if socket.probe is self:
                 socket.session.probe_failed()
                 socket.probe = None
+            else:  # as engine.io: a frame that is no packet ends the session, "parse error"
+                socket.session.lost(DisconnectReason.PARSE_ERROR, now)
             self.close()
         socket.after()
 

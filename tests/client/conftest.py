@@ -122,8 +122,9 @@ async def make_client() -> AsyncIterator[Callable[..., Client]]:
 class NodeServer:
     """``tests/js/sio_server.js`` in a subprocess, with the JSON records it printed."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, args: tuple[str, ...] = ()) -> None:
         self.port = port
+        self.args = args  # more command-line flags, e.g. "--parser=msgpack"
         self.records: list[dict[str, Any]] = []
         self.stderr: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -145,6 +146,7 @@ class NodeServer:
             str(JS_DIR / "sio_server.js"),
             str(self.port),
             "--lifetime=120",
+            *self.args,
             cwd=ROOT,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -225,11 +227,12 @@ class NodeServer:
 
 @pytest.fixture
 async def node_sio() -> AsyncIterator[Callable[..., Any]]:
-    """Factory fixture: ``server = await node_sio(port=None)``; every server is killed at teardown."""
+    """Factory fixture: ``server = await node_sio(port=None, *flags)``; every server is killed at
+    teardown."""
     started: list[NodeServer] = []
 
-    async def _start(port: int | None = None) -> NodeServer:
-        server = NodeServer(port if port is not None else free_port())
+    async def _start(port: int | None = None, *flags: str) -> NodeServer:
+        server = NodeServer(port if port is not None else free_port(), flags)
         started.append(server)
         await server.start()
         return server

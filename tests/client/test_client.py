@@ -226,6 +226,7 @@ async def test_reconnection_attempts_exhausted_fires_reconnect_failed(
         "reconnect_attempt",
         "reconnect_error",
         "reconnect_failed",
+        "connect_error",  # the namespace waited to connect: it cannot now
     ]
     assert len(client.delays) == 2
     assert not client.connected
@@ -251,6 +252,7 @@ async def test_first_connect_to_a_dead_port_then_reconnection_attempts(make_clie
         "reconnect_attempt",
         "reconnect_error",
         "reconnect_failed",
+        "connect_error",  # the namespace waited to connect: it cannot now
     ]
     assert events.args("reconnect_attempt") == [(1,), (2,)]
     assert len(client.delays) == 2

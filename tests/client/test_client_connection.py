@@ -255,7 +255,9 @@ def test_failed_attempts_wait_longer_and_the_client_gives_up_after_reconnection_
             OpenTransport(),
             ReconnectError(attempt, "connection refused"),
         ]
-    assert events[3:] == [ReconnectFailed()]
+    # given up: "/" waited to connect again, and cannot now
+    assert events[3:] == [ReconnectFailed(), ConnectFailed("/", {"message": "connection refused"})]
+    assert connection.namespaces["/"].state is NspState.IDLE
     assert connection.delays == expected
     assert expected[1] > expected[0]  # 1 s, 2 s, 4 s, give or take the jitter
     assert connection.state is State.DISCONNECTED
@@ -273,7 +275,23 @@ def test_a_first_connection_that_fails_is_retried_unless_reconnection_is_off() -
     off.connect("/", now=0.0)
     off.open_failed("connection refused", now=0.0)
     assert off.state is State.DISCONNECTED and off.next_deadline() is None
-    assert off.events() == [OpenTransport()]
+    assert off.events() == [OpenTransport(), ConnectFailed("/", {"message": "connection refused"})]
+
+
+def test_a_connection_lost_before_the_connect_reply_fails_the_namespace_at_once() -> None:
+    """The Engine.IO connection opened, then ended before the server answered the CONNECT (a
+    balancer without sticky sessions: the POST carrying it got 400): with no reconnection, the
+    namespace fails now, not at its connect timeout."""
+    connection = machine(reconnection=False)
+    connection.connect("/", now=0.0, timeout=20.0)
+    connection.opened(now=0.1)
+    assert wire(connection) == ["0"]
+    connection.lost("transport error", now=0.2)
+    assert connection.events() == [
+        OpenTransport(),
+        ConnectFailed("/", {"message": "transport error"}),
+    ]
+    assert connection.next_deadline() is None and connection.state is State.DISCONNECTED
 
 
 def test_a_recovering_namespace_sends_its_pid_and_last_offset() -> None:

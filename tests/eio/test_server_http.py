@@ -740,7 +740,7 @@ async def test_malformed_websocket_frame_closes_the_session(ws_connect: Any, app
     await ws.write_message("9nonsense")
     while (frame := await recv(ws)) is not None:
         assert frame == "1"  # at most a close packet before the WebSocket closes
-    await app.wait_closed(sid)
+    assert await app.wait_closed(sid) == "parse error"  # as engine.io, not "transport close"
 
 
 async def test_close_all_answers_pending_gets_and_closes_websockets(

@@ -1,10 +1,11 @@
 // The official socket.io-client (npm, pinned in package.json) against a sio_teach server.
 //
-//   node tests/js/sio_client.js <url> <mode> <scenario>
+//   node tests/js/sio_client.js <url> <mode> <scenario> [msgpack]
 //
 // mode: "default" (polling, then upgrade to WebSocket), "websocket" (WebSocket only),
 //       "polling" (long-polling only)
 // scenario: basic | rooms | refused | reconnect  (see the functions below)
+// msgpack: speak npm `socket.io-msgpack-parser` instead of the default parser
 //
 // Every line on stdout is one JSON object {"event": ..., ...}; a failure prints
 // {"event": "error", "message": ...} and exits with status 1. Buffers are written as
@@ -14,7 +15,7 @@
 
 const { io, Manager } = require("socket.io-client");
 
-const [url, mode, scenario] = process.argv.slice(2);
+const [url, mode, scenario, parserName] = process.argv.slice(2);
 const WAIT_MS = 5000;
 
 function out(event, fields = {}) {
@@ -33,6 +34,8 @@ function plain(value) {
 
 function options(extra = {}) {
   const opts = { forceNew: true, reconnection: false, timeout: WAIT_MS, ...extra };
+  if (parserName === "msgpack") opts.parser = require("socket.io-msgpack-parser");
+  else if (parserName !== undefined) throw new Error(`unknown parser ${parserName}`);
   if (mode === "websocket") opts.transports = ["websocket"];
   else if (mode === "polling") opts.transports = ["polling"];
   else if (mode !== "default") throw new Error(`unknown mode ${mode}`);

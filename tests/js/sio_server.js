@@ -1,6 +1,6 @@
 // The official Socket.IO server (npm `socket.io`), as a peer for our Python Client.
 //
-//   node tests/js/sio_server.js PORT [--lifetime=SECONDS]
+//   node tests/js/sio_server.js PORT [--lifetime=SECONDS] [--parser=msgpack]
 //
 // Run with cwd = the repository root so that `require("socket.io")` finds ./node_modules.
 // Listens on 127.0.0.1:PORT (0: any free port) with pingInterval 300 ms, pingTimeout 200 ms.
@@ -28,6 +28,7 @@
 //   {"event":"answer","nsp":N,"value":V}  |  {"event":"answer-error","nsp":N,"error":MSG}
 //   {"event":"disconnect","nsp":N,"id":ID,"reason":R}
 //
+// --parser=msgpack makes it speak npm `socket.io-msgpack-parser` instead of the default parser.
 // --lifetime (default 120 s) makes the server exit by itself, so that a test run that dies
 // cannot leave it behind.
 
@@ -40,6 +41,7 @@ const args = process.argv.slice(2);
 const port = Number(args[0] || 0);
 const lifetimeArg = args.find((a) => a.startsWith("--lifetime="));
 const lifetime = lifetimeArg ? Number(lifetimeArg.split("=")[1]) : 120;
+const msgpack = args.includes("--parser=msgpack");
 
 function report(record) {
   process.stdout.write(JSON.stringify(record) + "\n");
@@ -77,6 +79,7 @@ const io = new Server(httpServer, {
   pingTimeout: 200,
   maxHttpBufferSize: 1e6,
   cors: { origin: "*" },
+  ...(msgpack ? { parser: require("socket.io-msgpack-parser") } : {}),
 });
 
 // Engine.IO level: every connection, its upgrade and its end (even one that never gets a

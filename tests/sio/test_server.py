@@ -25,6 +25,9 @@ import sio_teach.server
 from sio_teach.errors import AckTimeoutError, ConnectError, ConnectRefused
 from sio_teach.examples import bench_server
 from sio_teach.server import Server, Socket
+from sio_teach.sio.msgpack_parser import decode as msgpack_decode
+from sio_teach.sio.msgpack_parser import encode as msgpack_encode
+from sio_teach.sio.packet import Packet, PacketType
 from tests.conftest import ROOT, LiveServer, free_port
 from tests.sio.conftest import RawClient, RawFactory, RawPolling
 
@@ -649,23 +652,28 @@ async def test_reason_server_shutting_down(serve: Serve, raw: RawFactory) -> Non
 # -- encode once -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("parser", ["json", "msgpack"])
 async def test_broadcast_to_50_sockets_encodes_once(
-    serve: Serve, raw: RawFactory, monkeypatch: pytest.MonkeyPatch
+    serve: Serve, raw: RawFactory, monkeypatch: pytest.MonkeyPatch, parser: str
 ) -> None:
-    sio = Server()
+    sio = Server(parser=parser)
     Recorder(sio)
     app = await start(serve, sio)
     clients = [await raw(app.live) for _ in range(50)]
     for c in clients:
-        await c.connect()
+        if parser == "json":
+            await c.connect()
+        else:
+            await c.send(msgpack_encode(Packet.connect("/")))
+            assert msgpack_decode(await c.recv()).type is PacketType.CONNECT
 
     calls = {"adapter": 0, "server": 0}
     real_encode = sio_teach.adapters.memory.encode
 
     def counting(name: str) -> Callable[..., Any]:
-        def encode(packet: Any) -> Any:
+        def encode(*args: Any) -> Any:
             calls[name] += 1
-            return real_encode(packet)
+            return real_encode(*args)
 
         return encode
 
@@ -673,9 +681,13 @@ async def test_broadcast_to_50_sockets_encodes_once(
     monkeypatch.setattr(sio_teach.server, "encode", counting("server"))
     sio.emit("news", {"n": 1}, b"\x01\x02")
     assert calls == {"adapter": 1, "server": 0}
+    expected = Packet.event("/", "news", {"n": 1}, b"\x01\x02")
     for c in clients:
-        assert await c.recv() == f'51-["news",{{"n":1}},{PH0}]'
-        assert await c.recv() == b"\x01\x02"
+        if parser == "json":
+            assert await c.recv() == f'51-["news",{{"n":1}},{PH0}]'
+            assert await c.recv() == b"\x01\x02"
+        else:  # one binary message, the bytes inside it
+            assert msgpack_decode(await c.recv()) == expected
 
     sio.to(*[f"nowhere-{i}" for i in range(3)]).except_("x").emit("nobody")
     assert calls["adapter"] == 2 and calls["server"] == 0
