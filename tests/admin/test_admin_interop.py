@@ -1,6 +1,7 @@
 """The Admin UI protocol against the official ``socket.io-client`` playing the UI (npm
 ``@socket.io/admin-ui`` 0.5.x ``ui/src/App.vue``): ``tests/js/admin_ui.js`` logs in to ``/admin``
-on a live sio_teach server and checks what it hears and what its commands do."""
+on a live sio_teach server and checks what it hears and what its commands do, with the JSON parser
+and with the msgpack parser (the UI's "MessagePack parser" option)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from sio_teach.admin.protocol import supported_features
 PASSWORD_HASH = hash_password("changeit", rounds=4)  # bcrypt's fewest rounds: a quick test
 
 
-def app_server(**options: Any) -> Server:
-    sio = Server()
+def app_server(parser: str = "json") -> Server:
+    sio = Server(parser=parser)
 
     @sio.on("hello")
     def hello(socket: Any, text: str) -> str:
@@ -24,17 +25,16 @@ def app_server(**options: Any) -> Server:
         socket.emit("welcome", text)
         return "ok"
 
-    sio.instrument(
-        auth={"username": "admin", "password": PASSWORD_HASH}, stats_interval=0.2, **options
-    )
+    sio.instrument(auth={"username": "admin", "password": PASSWORD_HASH}, stats_interval=0.2)
     return sio
 
 
-@pytest.fixture
-async def records(serve: Any, run_node: Any) -> dict[str, dict[str, Any]]:
-    sio = app_server()
+@pytest.fixture(params=["json", "msgpack"])
+async def records(request: Any, serve: Any, run_node: Any) -> dict[str, dict[str, Any]]:
+    """What the UI heard, from a server on the JSON parser and one on the msgpack parser."""
+    sio = app_server(parser=request.param)
     live = await serve(sio.routes(), engines=[sio.engine])
-    lines = await run_node("admin_ui.js", live.base_url)
+    lines = await run_node("admin_ui.js", live.base_url, request.param)
     sio.close()
     return {line.pop("event"): line for line in lines}
 

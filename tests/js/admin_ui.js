@@ -1,8 +1,9 @@
 // The Admin UI's side of the protocol (npm @socket.io/admin-ui 0.5.x), played with the official
 // socket.io-client against a sio_teach server instrumented with username admin / changeit.
 //
-//   node tests/js/admin_ui.js <url>
+//   node tests/js/admin_ui.js <url> [msgpack]
 //
+// With "msgpack", every client speaks socket.io-msgpack-parser (the UI's "MessagePack parser").
 // It logs in as the UI does (a wrong password first), watches an application socket connect,
 // send an event, join rooms, and obeys the UI's commands (emit, join, leave, _disconnect); then it
 // logs in again with the session id. Every line on stdout is one JSON object {"event": ...};
@@ -11,7 +12,8 @@
 
 const { io } = require("socket.io-client");
 
-const [url] = process.argv.slice(2);
+const [url, parserName] = process.argv.slice(2);
+const parser = parserName === "msgpack" ? require("socket.io-msgpack-parser") : undefined;
 const WAIT_MS = 5000;
 
 function out(event, fields = {}) {
@@ -39,7 +41,7 @@ const UI_EVENTS = [
 
 function admin(auth) {
   // as ui/src/App.vue tryConnect: a new Manager, the namespace in the URL, auth in the CONNECT
-  return io(url + "/admin", { forceNew: true, reconnection: false, timeout: WAIT_MS, auth });
+  return io(url + "/admin", { forceNew: true, reconnection: false, timeout: WAIT_MS, auth, parser });
 }
 
 async function main() {
@@ -64,7 +66,7 @@ async function main() {
   out("all_sockets", { sockets: (await all)[0] });
 
   // 3. an application socket: connected, joins its own room, sends an event
-  const app = io(url, { forceNew: true, reconnection: false, timeout: WAIT_MS });
+  const app = io(url, { forceNew: true, reconnection: false, timeout: WAIT_MS, parser });
   const connectedEvent = when(ui, "socket_connected", (s) => s.nsp === "/");
   await when(app, "connect");
   const [socket, timestamp] = await connectedEvent;
