@@ -56,7 +56,8 @@ def new_sid() -> str:
 class EngineSocket:
     """One client connection as the application sees it: ``send``, ``close``, two callbacks.
 
-    Set ``on_message(data)`` and ``on_close(reason)`` in the server's ``on_connect`` callback.
+    Set ``on_message(data)`` and ``on_close(reason)`` (and, if wanted, ``on_upgrade()``) in the
+    server's ``on_connect`` callback.
     """
 
     def __init__(self, server: EngineServer, session: ServerSession, request: HTTPServerRequest):
@@ -66,6 +67,7 @@ class EngineSocket:
         self.request = request
         self.on_message: Callable[[str | bytes], None] = lambda data: None
         self.on_close: Callable[[str], None] = lambda reason: None
+        self.on_upgrade: Callable[[], None] = lambda: None
         self.get_waiter: asyncio.Future[None] | None = None  # the pending long-poll GET
         self.pushing = False  # a POST body is being read
         self.ws: EngineHandler | None = None  # the WebSocket once upgraded (or opened on it)
@@ -126,6 +128,7 @@ class EngineSocket:
                         log.exception("session %s: on_message failed", self.sid)
             elif isinstance(event, Upgraded):
                 self.ws, self.probe = self.probe, None
+                self.on_upgrade()
             else:
                 self.on_close(event.reason)
         closed = session.state is State.CLOSED
