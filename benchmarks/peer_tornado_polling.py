@@ -23,7 +23,6 @@ import asyncio
 import json
 import logging
 import secrets
-from typing import Any
 from urllib.parse import parse_qs
 
 import tornado.httpserver

@@ -103,7 +103,7 @@ def adapter_factory(kind: str, url: str) -> Any:
 
         return redis_sharded_adapter(url)
     if kind == "streams":
-        from sio_teach.adapters.redis_streams import redis_streams_adapter  # type: ignore
+        from sio_teach.adapters.redis_streams import redis_streams_adapter
 
         return redis_streams_adapter(url)
     raise ValueError(f"unknown adapter {kind!r}: one of {', '.join(ADAPTERS)}")
@@ -135,7 +135,12 @@ async def run_node(name: str, port: int, kind: str, redis_url: str) -> None:
     from sio_teach.transports.http import listen
 
     stop = stop_on_signals()
-    sio = chat_server(Tracer("server", sio=True, limit=0), adapter_factory(kind, redis_url))
+    # on the streams adapter, a client cut from a node is restored by any other (its id, rooms,
+    # the events it missed): connection state recovery, with the sessions kept in Redis
+    recovery = kind == "streams"
+    tracer = Tracer("server", sio=True, limit=0)
+    adapter = adapter_factory(kind, redis_url)
+    sio = chat_server(tracer, adapter, connection_state_recovery=recovery)
     sio.on("whoami", lambda socket: name)
     web.add_inspector(sio)
     wait_ready = getattr(sio.of("/").adapter, "wait_ready", None)
@@ -145,7 +150,11 @@ async def run_node(name: str, port: int, kind: str, redis_url: str) -> None:
     print(json.dumps({"node": name, "port": port}), flush=True)
     await stop.wait()
     http.stop()
-    sio.close()
+    sio.close()  # every session ends ("server shutting down"): recoverable on another node
+    for nsp in list(sio.namespaces.values()):
+        aclose = getattr(nsp.adapter, "aclose", None)
+        if aclose is not None:
+            await aclose()  # what the adapter still has to write to Redis gets there
 
 
 # -- the whole cluster ------------------------------------------------------------------------

@@ -275,6 +275,7 @@ class RedisStreamsAdapter(RedisAdapter):
         self._wake = asyncio.Event()
         self._requesters: OrderedDict[str, str] = OrderedDict()  # requestId -> the asker's uid
         self._restored: dict[str, tuple[int, int]] = {}  # sid -> the mark of its restore
+        self._persisting: set[asyncio.Task[None]] = set()  # sessions being written to Redis
 
     # -- running -------------------------------------------------------------------------------
 
@@ -504,7 +505,16 @@ class RedisStreamsAdapter(RedisAdapter):
         assert nsp is not None and nsp.recovery is not None
         ttl = round(nsp.recovery.options.max_disconnection_duration * 1000)
         key, value = self.session_key_prefix + session.pid, encode_session(session)
-        spawn(self._set_session(key, value, ttl), "persisting a session")
+        task = spawn(self._set_session(key, value, ttl), "persisting a session")
+        self._persisting.add(task)
+        task.add_done_callback(self._persisting.discard)
+
+    async def _shutdown(self) -> None:
+        """Let the sessions of a closing server reach Redis (a node stopping, "server shutting
+        down", persists every session: another node restores them), then close."""
+        if self._persisting:
+            await asyncio.wait(self._persisting, timeout=2.0)
+        await super()._shutdown()
 
     async def _set_session(self, key: str, value: str, ttl: int) -> None:
         try:

@@ -21,9 +21,11 @@ from sio_teach import Client, Server, Socket, Tracer
 from sio_teach.transports.http import listen
 
 
-def chat_server(tracer: Tracer | None = None, adapter: Any = None) -> Server:
-    """The chat; ``adapter`` (a factory, e.g. ``redis_adapter(url)``) makes it one node of many."""
-    options = {"adapter": adapter} if adapter is not None else {}
+def chat_server(tracer: Tracer | None = None, adapter: Any = None, **options: Any) -> Server:
+    """The chat; ``adapter`` (a factory, e.g. ``redis_adapter(url)``) makes it one node of many;
+    ``options`` go to the :class:`Server` (e.g. ``connection_state_recovery=True``)."""
+    if adapter is not None:
+        options["adapter"] = adapter
     sio = Server(tracer=tracer, ping_interval=5.0, ping_timeout=5.0, **options)
 
     @sio.on("connect")
