@@ -15,7 +15,9 @@ Redis. The first row is one node on the in-memory adapter (no Redis at all); the
 * **latency**: one ``bcast`` at a time, from the sender's emit until *every* receiver has the
   ``msg`` (with 2 or more nodes, the last one to arrive crossed Redis): p50, p99;
 * **fan-out**: ``--messages`` ``bcast`` emitted at once, until every receiver has them all:
-  ``msg/s`` counts deliveries (messages × receivers), ``bcast/s`` broadcasts.
+  ``msg/s`` counts deliveries (messages × receivers), ``bcast/s`` broadcasts; meanwhile the CPU
+  time of this process (the clients), of the nodes together and of Redis, as a share of one core
+  (from ``/proc``: ``-`` elsewhere). On a 2-core machine their sum cannot pass 200 %.
 
 Bounded: every wait has a timeout, and the whole run stops at ``--time-limit`` seconds (a set-up
 cut short reports what it measured; one not reached is not printed). Every process — Redis, the
@@ -27,6 +29,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import pathlib
 import socket
 import statistics
 import subprocess
@@ -50,6 +54,7 @@ class Row:
     received: int = 0  # deliveries: messages × receivers
     seconds: float = 0.0
     receivers: int = 1
+    cpu: tuple[float | None, ...] = (None, None, None)  # clients, nodes, Redis: s per s
 
     def cells(self) -> list[str]:
         lat = sorted(self.samples)
@@ -58,7 +63,40 @@ class Row:
         rate = f"{self.received / self.seconds:,.0f}" if self.seconds else "-"
         bcasts = f"{self.received / self.receivers / self.seconds:,.0f}" if self.seconds else "-"
         wanted = self.sent * self.receivers
-        return [self.setup, str(len(lat)), p50, p99, f"{self.received}/{wanted}", rate, bcasts]
+        cpu = ["-" if share is None else f"{100 * share:.0f} %" for share in self.cpu]
+        return [
+            self.setup,
+            str(len(lat)),
+            p50,
+            p99,
+            f"{self.received}/{wanted}",
+            rate,
+            bcasts,
+            *cpu,
+        ]
+
+
+@dataclass
+class Node:
+    """A bench_server child process: its URL and its pid (for its CPU time)."""
+
+    url: str
+    pid: int
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """The CPU time (user + system, seconds) the processes ``pids`` have used so far, from
+    ``/proc/PID/stat``; None where there is no ``/proc`` (or a process is gone)."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for pid in pids:
+        try:
+            stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat.rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
 
 
 def setup_name(nodes: int, adapter: str) -> str:
@@ -69,8 +107,8 @@ def setup_name(nodes: int, adapter: str) -> str:
 @contextlib.asynccontextmanager
 async def bench_node(
     adapter: str | None, kind: str = "pubsub", timeout: float = 15.0
-) -> AsyncIterator[str]:
-    """A bench_server child process on a free port; yields its URL."""
+) -> AsyncIterator[Node]:
+    """A bench_server child process on a free port; yields it."""
     with socket.socket() as sock:  # a free port of 127.0.0.1
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -83,7 +121,7 @@ async def bench_node(
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout)
         if "bench server on" not in line:
             raise RuntimeError(f"bench_server did not start: {line!r}")
-        yield f"http://127.0.0.1:{port}"
+        yield Node(f"http://127.0.0.1:{port}", proc.pid)
     finally:
         proc.terminate()
         try:
@@ -92,8 +130,11 @@ async def bench_node(
             proc.kill()
 
 
-async def measure(setup: str, urls: list[str], args: argparse.Namespace, deadline: float) -> Row:
-    """The sender on ``urls[0]``, one receiver on each URL; latency, then fan-out."""
+async def measure(
+    setup: str, nodes: list[Node], redis_pid: int | None, args: argparse.Namespace, deadline: float
+) -> Row:
+    """The sender on ``nodes[0]``, one receiver on each node; latency, then fan-out."""
+    urls = [node.url for node in nodes]
     row = Row(setup, [], receivers=len(urls))
     arrived: list[dict[int, float]] = [{} for _ in urls]
     waiters: dict[int, asyncio.Future[None]] = {}
@@ -127,6 +168,8 @@ async def measure(setup: str, urls: list[str], args: argparse.Namespace, deadlin
                 row.samples.append(max(box[seq] for box in arrived) - start)
         for box in arrived:
             box.clear()
+        watched = [[node.pid for node in nodes], [redis_pid] if redis_pid else []]
+        cpu_before = [time.process_time(), *(cpu_seconds(pids) for pids in watched)]
         start = time.perf_counter()  # fan-out: all at once
         for seq in range(FIRST, FIRST + args.messages):
             sender.emit("bcast", seq, payload)
@@ -137,6 +180,12 @@ async def measure(setup: str, urls: list[str], args: argparse.Namespace, deadlin
         row.received = sum(map(len, arrived))
         last = [max(box.values()) for box in arrived if box]
         row.seconds = (max(last) if last else time.perf_counter()) - start
+        cpu_after = [time.process_time(), *(cpu_seconds(pids) for pids in watched)]
+        wall = time.perf_counter() - start
+        row.cpu = tuple(
+            None if a is None or b is None or (i == 2 and not redis_pid) else (a - b) / wall
+            for i, (a, b) in enumerate(zip(cpu_after, cpu_before, strict=True))
+        )
     finally:
         for client in (sender, *receivers):
             await asyncio.wait_for(client.close(), 5.0)
@@ -147,21 +196,24 @@ async def run(args: argparse.Namespace) -> list[Row]:
     deadline = time.monotonic() + args.time_limit
     rows = []
     async with bench_node(None) as alone:
-        rows.append(await measure(setup_name(1, "in-memory"), [alone], args, deadline))
+        rows.append(await measure(setup_name(1, "in-memory"), [alone], None, args, deadline))
     for adapter in args.adapter:
         async with RedisServer() as redis, contextlib.AsyncExitStack() as nodes:
-            urls: list[str] = []
+            started: list[Node] = []
+            redis_pid = redis.process.pid if redis.process is not None else None
             for count in args.nodes:
                 if time.monotonic() > deadline:
                     break
-                while len(urls) < count:  # the nodes so far stay: add the missing ones
-                    urls.append(await nodes.enter_async_context(bench_node(redis.url, adapter)))
-                rows.append(await measure(setup_name(count, adapter), urls, args, deadline))
+                while len(started) < count:  # the nodes so far stay: add the missing ones
+                    started.append(await nodes.enter_async_context(bench_node(redis.url, adapter)))
+                name = setup_name(count, adapter)
+                rows.append(await measure(name, started, redis_pid, args, deadline))
     return rows
 
 
 def table(rows: list[Row]) -> str:
     head = ["set-up", "samples", "p50 ms", "p99 ms", "received", "msg/s", "bcast/s"]
+    head += ["clients CPU", "nodes CPU", "Redis CPU"]
     lines = [head] + [row.cells() for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
 
