@@ -1,6 +1,7 @@
 """Cross-node broadcast through Redis: latency and fan-out for 1, 2 and 4 nodes, per adapter.
 
-    python -m benchmarks.cross_node                  # pubsub and streams, 1, 2, 4 nodes: ~1 min
+    python -m benchmarks.cross_node                  # pubsub and streams, 1, 2, 4 nodes: ~10 s
+    python -m benchmarks.cross_node --samples 500 --messages 5000   # the README's figures, ~15 s
     python -m benchmarks.cross_node --adapter streams --nodes 1,2
     python -m benchmarks.cross_node --messages 20 --samples 5 --nodes 1,2 --time-limit 30  # smoke
 
