@@ -28,6 +28,8 @@ COLORS = {
     "ps_tornado": "tab:orange",
     "ps_aiohttp": "tab:green",
     "tornado_bare": "tab:gray",
+    "tornado_polling": "tab:brown",
+    "tornado_lean": "tab:olive",
     "node": "tab:purple",
 }
 

@@ -52,6 +52,7 @@ class ServerSpec:
     label: str
     command: list[str]  # "{port}" is replaced by the port
     websocket_only: bool = False  # cannot run the polling scenario
+    polling_only: bool = False  # runs the polling scenario only
     python: bool = True  # can be profiled with py-spy
 
 
@@ -76,6 +77,16 @@ SERVERS: dict[str, ServerSpec] = {
         "bare tornado WS (floor)",
         [sys.executable, "-m", "benchmarks.peer_tornado_bare", "--port", "{port}"],
         websocket_only=True,
+    ),
+    "tornado_polling": ServerSpec(
+        "bare tornado HTTP (floor)",
+        [sys.executable, "-m", "benchmarks.peer_tornado_polling", "--port", "{port}"],
+        polling_only=True,
+    ),
+    "tornado_lean": ServerSpec(
+        "bare tornado HTTP, lean (floor)",
+        [sys.executable, "-m", "benchmarks.peer_tornado_polling", "--port", "{port}", "--lean"],
+        polling_only=True,
     ),
     "node": ServerSpec(
         "node socket.io 4.8",
@@ -617,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
                     server.start()
                     for scenario in scenarios:
                         if spec.websocket_only and not SCENARIOS[scenario].websocket_only:
+                            continue
+                        if spec.polling_only and scenario != "polling":
                             continue
                         try:
                             record = measure(server, scenario, options[scenario], args.py_spy)

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -69,6 +70,14 @@ async def serve(args: argparse.Namespace, debug: bool) -> int:
     if bundle is None:
         note(f"warning: {web.missing_bundle_message()}")
     stop = stop_on_signals()
+    admin, password = None, secrets.token_urlsafe(9)
+    if args.admin:
+        from sio_teach.admin import hash_password
+        from sio_teach.admin.ui import find_ui
+
+        admin = {"auth": {"username": "admin", "password": hash_password(password)}}
+        if find_ui() is None:
+            note("warning: the Admin UI page is missing from node_modules: run `make install`")
     lab = web.start_demo(
         host=args.host,
         port=args.port,
@@ -76,6 +85,7 @@ async def serve(args: argparse.Namespace, debug: bool) -> int:
         block_websocket=args.block_websocket,
         tracer=tracer,
         bundle=bundle,
+        admin=admin,
     )
     blocked = " (WebSocket blocked: clients stay on long-polling)" if args.block_websocket else ""
     faults = " with fault buttons" if args.faults else ""
@@ -83,6 +93,11 @@ async def serve(args: argparse.Namespace, debug: bool) -> int:
         f"sio_teach demo on http://{args.host}:{lab.port}/{blocked}{faults} — open it in two "
         "browsers; Ctrl-C stops"
     )
+    if args.admin:
+        note(
+            f"Admin UI on http://{args.host}:{lab.port}/admin/ — server URL "
+            f"http://{args.host}:{lab.port}, username admin, password {password}"
+        )
     await stop.wait()
     note("stopping")
     await lab.shutdown()  # every session gets its close packet, then the port is closed
@@ -180,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show fault buttons on the page (latency, block WebSockets, drop, partition, "
         "restart): the notebooks' lab knobs, for anyone who can reach the page; off by default",
+    )
+    s.add_argument(
+        "--admin",
+        action="store_true",
+        help="instrument the server for the official Admin UI (namespace /admin) and serve its "
+        "page at /admin/ (from node_modules); the password is printed at start",
     )
     s.set_defaults(run=serve)
 

@@ -1,13 +1,15 @@
 """Notebook helpers: a server inside the kernel, a live packet trace, fault knobs, and plots.
 
-The server and its fault knobs (:class:`Lab`, :class:`LabHandler`) need Tornado only: the demo
-page's ``serve --faults`` runs on them too (``web.start_demo``). The live trace and the plots
+The server and its fault knobs (:class:`Lab`, :class:`LabHandler`, :class:`LabRequest`) need
+Tornado only: the demo page's ``serve --faults`` runs on them too (``web.start_demo``). The live trace and the plots
 import IPython and matplotlib when first called.
 
 lab = await start_server(ping_interval=0.3)  # Socket.IO on 127.0.0.1, a free port, this loop
 with live_trace(lab.tracer):                 # watch the packets while the scenario runs
     ...                                      # (every scenario cell awaits its own end)
 print(lab.tracer.text())                     # the deterministic trace that nbval checks
+await held_get(lab, "sid-0001")              # wait until that session's long-poll GET is held
+with count_encodes() as encodes: ...         # Socket.IO encodes in the block, by where they happen
 lab.latency = 0.2; lab.partitioned = True    # fault knobs (also the buttons of `serve --faults`)
 await lab.stop()                             # every session, WebSocket and port closed
 await lab.restart()                          # a fresh server on the same port (a redeploy)
@@ -22,7 +24,8 @@ import logging
 import math
 import pathlib
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import tornado.httpclient
@@ -33,6 +36,7 @@ from sio_teach.server import Server
 from sio_teach.trace import Record, Tracer
 from sio_teach.transports.eio_server import EngineHandler, EngineServer, EngineSocket
 from sio_teach.transports.http import HTTPServer
+from sio_teach.transports.polling import EngineRequest
 
 HOST = "127.0.0.1"
 
@@ -60,6 +64,64 @@ async def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> N
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.005)
+
+
+async def held_get(where: Lab | Server | EngineServer, sid: str, timeout: float = 5.0) -> None:
+    """Return once session ``sid`` has a long-polling GET held open at the server (the server had
+    nothing to send, so it keeps the GET waiting). Await it before a step whose outcome depends
+    on that GET being there: a POST whose answer should ride it, a close that should release it.
+    ``where``: what :func:`start_server` / :func:`start_engine` returned, or a server."""
+    engine = where.engine if isinstance(where, Lab | Server) else where
+    await wait_until(lambda: (s := engine.sessions.get(sid)) is not None and s.polling, timeout)
+
+
+def data_file(name: str) -> pathlib.Path:
+    """The file ``name`` of the notebooks' ``data/`` folder, found from the running notebook's
+    folder (Jupyter's working directory): ``data/`` beside it (an instructor notebook), or one
+    folder up (a student copy, in ``student/``). So any copy of the ``notebooks/`` folder works."""
+    for folder in (pathlib.Path("data"), pathlib.Path("..", "data")):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"data/{name}: neither beside this notebook nor one folder up")
+
+
+# Where Socket.IO packets are encoded on their way out, by module: a broadcast in the adapter
+# (``memory.encode_once``, once for all its recipients), a packet for one socket in
+# ``server.Connection.send``.
+ENCODE_SITES = {"broadcast": "sio_teach.adapters.memory", "socket": "sio_teach.server"}
+
+
+@contextlib.contextmanager
+def count_encodes() -> Iterator[Counter[str]]:
+    """Count the Socket.IO packet encodes made inside the block, by where they happen
+    (``"broadcast"``, ``"socket"``; see ``ENCODE_SITES``)::
+
+        with lab.count_encodes() as encodes:
+            sio.to("red").emit("news", 1)
+        encodes["broadcast"]  # 1, however many sockets are in "red"
+
+    For the duration of the block, the name ``encode`` in each of those modules is a wrapper that
+    counts its calls and then encodes as before; the originals are put back at the end."""
+    import importlib
+
+    counts: Counter[str] = Counter()
+    modules = {site: importlib.import_module(name) for site, name in ENCODE_SITES.items()}
+    originals = {site: module.encode for site, module in modules.items()}
+
+    def counting(site: str, encode: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any) -> Any:
+            counts[site] += 1
+            return encode(*args)
+
+        return wrapper
+
+    for site, module in modules.items():
+        module.encode = counting(site, originals[site])  # type: ignore[attr-defined]
+    try:
+        yield counts
+    finally:
+        for site, module in modules.items():
+            module.encode = originals[site]  # type: ignore[attr-defined]
 
 
 class Lab:
@@ -96,9 +158,8 @@ class Lab:
         if self.setup is not None:
             self.setup(self.server)  # before listening: no client can come in first
         extra = self.routes(self) if self.routes is not None else []
-        app = tornado.web.Application(
-            [*extra, (self.path, LabHandler, {"engine": self.engine, "lab": self})]
-        )
+        routes = self.engine.routes(self.path, LabHandler, LabRequest, lab=self)
+        app = tornado.web.Application([*extra, *routes])
         self.http_server = HTTPServer(app)
         sockets = tornado.netutil.bind_sockets(self.port, self.host)  # port 0: the OS picks one
         self.port = sockets[0].getsockname()[1]
@@ -150,19 +211,31 @@ class Lab:
         self._listen()
 
 
+class LabRequest(EngineRequest):
+    """A long-polling request plus the lab's latency (at rest, it changes nothing)."""
+
+    def answer(self, *args: Any, **kwargs: Any) -> Awaitable[None]:
+        latency = self.router.handler_kwargs["lab"].latency
+        if not latency:
+            return super().answer(*args, **kwargs)
+        # the answer waits out the latency: timers fire in order, so answers keep their order
+        loop = asyncio.get_running_loop()
+        written = loop.create_future()
+
+        def later() -> None:
+            super(LabRequest, self).answer(*args, **kwargs)
+            written.set_result(None)
+
+        loop.call_later(latency, later)
+        return written
+
+
 class LabHandler(EngineHandler):
-    """The Engine.IO handler plus the lab's fault knobs (at rest, it changes nothing)."""
+    """The WebSocket handler plus the lab's fault knobs (at rest, it changes nothing)."""
 
-    def initialize(self, engine: EngineServer, lab: Lab) -> None:  # type: ignore[override]
-        super().initialize(engine)
+    def initialize(self, engine: EngineServer, lab: Lab, **checked: Any) -> None:  # type: ignore[override]
+        super().initialize(engine, **checked)
         self.lab = lab
-
-    def finish(self, chunk: Any = None) -> Any:
-        if chunk is not None and self.lab.latency and self._auto_finish and not self._finished:
-            self._auto_finish = False  # the answer waits out the latency: Tornado must not end it
-            asyncio.get_running_loop().call_later(self.lab.latency, super().finish, chunk)
-            return None
-        return super().finish(chunk)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.lab.handlers.add(self)

@@ -269,6 +269,8 @@ class Socket:
             session = recovery.Session(self.id, self.pid, self.rooms, self.data)  # type: ignore[arg-type]
             self.nsp.adapter.persist_session(session)
         self.nsp._remove(self)
+        for observer in self.nsp.server.observers:
+            observer.socket_disconnected(self, reason)
         acks, self.acks = self.acks, {}
         for _, on_fail in acks.values():
             if on_fail is not None:
@@ -337,6 +339,8 @@ class Namespace(Broadcasts):
         options = server.recovery_options
         self.recovery = recovery.Recovery(options) if options else None
         self._ack_ids = itertools.count()
+        for observer in server.observers:
+            observer.namespace_created(self)
 
     def on(self, event: str, handler: Handler | None = None) -> Any:
         if handler is None:

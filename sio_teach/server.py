@@ -47,6 +47,7 @@ from sio_teach.namespace import (  # noqa: F401  (re-exported: the server's publ
     call,
     contain,
 )
+from sio_teach.observer import Observer
 from sio_teach.sio import recovery
 from sio_teach.sio.packet import Packet, PacketType
 from sio_teach.sio.parser import Parser, encode, get_parser
@@ -107,6 +108,7 @@ class Server(Broadcasts):
         self.namespaces: dict[str, Namespace] = {}
         self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces  # see Namespace
         self.parent_namespaces: list[tuple[NamespaceMatcher, Namespace]] = []
+        self.observers: list[Observer] = []  # tools watching this server (observer.py)
         self.of("/")
 
     # -- namespaces --------------------------------------------------------------------------
@@ -173,6 +175,14 @@ class Server(Broadcasts):
         self.engine.close_all()
         for nsp in self.namespaces.values():
             nsp.adapter.close()
+        for observer in self.observers:
+            observer.server_closed()
+
+    def instrument(self, **options: Any) -> Any:
+        """Serve the official Admin UI's namespace (``/admin``): see :func:`sio_teach.admin.instrument`."""
+        from sio_teach.admin import instrument  # bcrypt is an extra: imported only when used
+
+        return instrument(self, **options)
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -202,6 +212,10 @@ class Connection:
         self._timer_at: float | None = None
         eio.on_message = self.on_message
         eio.on_close = self.on_close
+        eio.on_upgrade = self.on_upgrade
+        self.observers = server.observers  # the server's list: tools watching (observer.py)
+        for observer in self.observers:
+            observer.connection_opened(self)
         self.after()
 
     def send(self, packet: Packet) -> None:
@@ -217,14 +231,28 @@ class Connection:
         self.eio.send(text)
         for attachment in attachments:
             self.eio.send(attachment)
+        if self.observers:
+            for message in (text, *attachments):
+                size = _size(message.data if isinstance(message, EioPacket) else message)
+                for observer in self.observers:
+                    observer.message_sent(self, size)
 
     def on_message(self, data: str | bytes) -> None:
+        if self.observers:
+            for observer in self.observers:
+                observer.message_received(self, _size(data))
         self.machine.receive(data, self.loop.time())
         self.after()
+
+    def on_upgrade(self) -> None:
+        for observer in self.observers:
+            observer.connection_upgraded(self)
 
     def on_close(self, reason: str) -> None:
         self.machine.lost(reason)
         self.after()
+        for observer in self.observers:
+            observer.connection_closed(self, reason)
 
     def after(self) -> None:
         """Call after every change to the machine: act on its events, re-arm its timer."""
@@ -289,6 +317,8 @@ class Connection:
             socket.join(*session.rooms)
             for data in session.missed:
                 self.send(Packet(PacketType.EVENT, name, data))
+        for observer in self.observers:
+            observer.socket_connected(socket)
         handler = nsp.handlers.get("connect")
         if handler is not None:
             socket._call(handler, (auth,))
@@ -303,3 +333,8 @@ class Connection:
         """Close the whole connection: every namespace ends with ``reason``."""
         self.machine.close(reason)
         self.after()
+
+
+def _size(data: str | bytes) -> int:
+    """A message's size in bytes, as an observer is told it."""
+    return len(data) if isinstance(data, bytes) else len(data.encode())

@@ -46,3 +46,16 @@ def test_compression_bench_quick_run(tmp_path: pathlib.Path) -> None:
     assert off["messages"] == on["messages"] == 200
     assert on["wire_bytes_per_msg"] < off["wire_bytes_per_msg"] / 2
     assert off["cpu_us_per_msg"] >= 0 and on["cpu_us_per_msg"] >= 0
+
+
+@pytest.mark.parametrize("floor", ["tornado_polling", "tornado_lean"])
+def test_the_polling_floors_answer_the_polling_scenario(tmp_path: pathlib.Path, floor: str) -> None:
+    """The two long-polling floors speak enough Engine.IO for the load generator's acks."""
+    out = tmp_path / "bench.jsonl"
+    cmd = [sys.executable, "-m", "benchmarks.run", "--quick", "--servers", floor]
+    cmd += ["--scenarios", "ack_rtt,polling", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = [json.loads(line) for line in out.read_text().splitlines()][1:]
+    assert [(r["server"], r["scenario"]) for r in runs] == [(floor, "polling")]  # polling only
+    assert runs[0]["messages"] > 0 and runs[0]["cpu_us_per_msg"] is not None

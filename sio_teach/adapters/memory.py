@@ -70,19 +70,30 @@ class MemoryAdapter:
         # The Namespace that owns this adapter (it sets this): operations on sockets go through it.
         self.namespace: Namespace | None = None
         self.parser: Parser = JSON_PARSER  # how a broadcast is encoded (the Namespace sets it)
+        # called (room, sid) when a socket enters / leaves a room (socket.io-adapter's
+        # ``join-room`` / ``leave-room`` events; see observer.py)
+        self.on_join_room: list[Callable[[str, str], None]] = []
+        self.on_leave_room: list[Callable[[str, str], None]] = []
 
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
         for room in rooms:
             self.sids.setdefault(sid, set()).add(room)
-            self.rooms.setdefault(room, {})[sid] = None
+            members = self.rooms.setdefault(room, {})
+            joined = sid not in members
+            members[sid] = None
+            if joined:
+                for listener in self.on_join_room:
+                    listener(room, sid)
 
     def delete(self, sid: str, room: str) -> None:
         self.sids.get(sid, set()).discard(room)
         members = self.rooms.get(room)
-        if members is not None:
-            members.pop(sid, None)
+        if members is not None and sid in members:
+            del members[sid]
             if not members:
                 del self.rooms[room]
+            for listener in self.on_leave_room:
+                listener(room, sid)
 
     def del_all(self, sid: str) -> None:
         for room in self.sids.pop(sid, set()):

@@ -81,11 +81,29 @@ def _ext(code: int, data: bytes) -> Any:
     return None if code == 0 else msgpack.ExtType(code, data)
 
 
+# notepack.io writes a JavaScript Date as a msgpack timestamp (ext type -1, 32, 64 or 96 bits)
+_TIMESTAMPS = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
+
+
+def _js_dates(value: Any) -> Any:
+    """Each msgpack timestamp in ``value`` as the string JSON makes of a JavaScript Date (the
+    Node.js node's clients would have received that string)."""
+    if isinstance(value, msgpack.Timestamp):
+        moment = value.to_datetime().isoformat(timespec="milliseconds")
+        return moment.replace("+00:00", "Z")
+    if isinstance(value, list):
+        return [_js_dates(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _js_dates(item) for key, item in value.items()}
+    return value
+
+
 def _decode(data: bytes) -> Any:
     """A request or a response: "if the buffer starts with a '{' character" JSON, else msgpack."""
     if data[:1] == b"{":
         return json.loads(data)
-    return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext)
+    value = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext)
+    return _js_dates(value) if any(mark in data for mark in _TIMESTAMPS) else value
 
 
 def _json(value: Any) -> str:

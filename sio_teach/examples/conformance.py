@@ -118,10 +118,12 @@ def make_app(
     recovery: bool = False,
     per_message_deflate: bool = False,
     parser: str = "json",
+    admin: bool = False,
 ) -> tuple[tornado.web.Application, list[EngineServer]]:
     """The Tornado application and the Engine.IO servers it mounts (to close them on exit);
     ``adapter`` is a ``redis://``, ``redis-sharded://`` or ``redis-streams://`` URL, or None for
-    the in-memory adapter; ``parser`` is ``"json"`` or ``"msgpack"``."""
+    the in-memory adapter; ``parser`` is ``"json"`` or ``"msgpack"``; ``admin`` instruments the
+    server for the Admin UI (``/admin``, user ``admin``, password ``changeit``)."""
     engine = EngineServer(echo, **SETTINGS, per_message_deflate=per_message_deflate)  # type: ignore[arg-type]
     options: dict[str, object] = {
         "connection_state_recovery": recovery,
@@ -142,6 +144,11 @@ def make_app(
 
         options["adapter"] = redis_adapter(adapter)
     sio = socketio_server(**options)
+    if admin:  # needs the `admin` extra (bcrypt)
+        from sio_teach.admin import hash_password
+
+        auth = {"username": "admin", "password": hash_password("changeit")}
+        sio.instrument(auth=auth, mode="development")
     routes = engine.routes("/engine.io/") + sio.routes("/socket.io/")
     return tornado.web.Application(routes), [engine, sio.engine]
 
@@ -153,8 +160,9 @@ async def serve(
     recovery: bool = False,
     deflate: bool = False,
     parser: str = "json",
+    admin: bool = False,
 ) -> None:
-    app, servers = make_app(adapter, recovery, deflate, parser)
+    app, servers = make_app(adapter, recovery, deflate, parser, admin)
     http = listen(app, port, host)
     stop = stop_on_signals()
     print(f"conformance app on http://{host}:{port}/", flush=True)
@@ -181,9 +189,12 @@ def main() -> None:
     parser.add_argument(
         "--parser", choices=["json", "msgpack"], default="json", help="the Socket.IO parser"
     )
+    parser.add_argument(
+        "--admin", action="store_true", help="the Admin UI's /admin (admin / changeit)"
+    )
     args = parser.parse_args()
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
-    options = (args.adapter, args.recovery, args.per_message_deflate, args.parser)
+    options = (args.adapter, args.recovery, args.per_message_deflate, args.parser, args.admin)
     run(serve(args.port, args.host, *options), uvloop=args.uvloop)
 
 

@@ -2,10 +2,11 @@
 
 Every rule lives in the pure core: which requests are accepted in
 :func:`sio_teach.eio.requests.check_request`, everything a session does in
-:class:`sio_teach.eio.server_session.ServerSession`. This module asks the checks when a request's
-headers arrive (before any body is read), feeds bodies and frames to the session, writes what the
-session says, keeps its deadline on the server's one timer (:class:`Deadlines`), and records each
-packet in the tracer where it crosses the wire.
+:class:`sio_teach.eio.server_session.ServerSession`. HTTP requests arrive in
+``transports/polling.py`` (the checks, long-polling); this module holds the sessions as the
+application sees them (:class:`EngineSocket`), their WebSocket (:class:`EngineHandler`), and the
+server's one timer (:class:`Deadlines`): it feeds frames to the session, writes what the session
+says, and records each packet in the tracer where it crosses the wire.
 
 Mount it on any Tornado application (and serve it with the limits of ``transports/http.py``)::
 
@@ -16,11 +17,8 @@ Mount it on any Tornado application (and serve it with the limits of ``transport
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
-import inspect
 import itertools
-import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -35,22 +33,17 @@ from tornado.httputil import HTTPServerRequest
 from sio_teach.eio.events import Message, Upgraded
 from sio_teach.eio.packet import Packet, decode_ws, encode_ws
 from sio_teach.eio.requests import (
-    BAD_REQUEST,
-    FORBIDDEN,
-    Request,
     Verdict,
-    check_request,
-    refusal,
 )
 from sio_teach.eio.server_session import Config, ServerSession, State
 from sio_teach.errors import DisconnectReason, ProtocolError
 from sio_teach.trace import Tracer
 from sio_teach.transports import compression
-from sio_teach.transports.engine_events import EngineEvents, RequestRefused
+from sio_teach.transports.engine_events import EngineEvents
+from sio_teach.transports.polling import EngineRequest, EngineRouter
 
 log = logging.getLogger("sio_teach.eio")
 
-PACKETS_PER_SLICE = 2000  # a POST body is delivered in slices of this many packets
 
 AllowRequest = Callable[[HTTPServerRequest], bool | Awaitable[bool]]
 
@@ -63,7 +56,8 @@ def new_sid() -> str:
 class EngineSocket:
     """One client connection as the application sees it: ``send``, ``close``, two callbacks.
 
-    Set ``on_message(data)`` and ``on_close(reason)`` in the server's ``on_connect`` callback.
+    Set ``on_message(data)`` and ``on_close(reason)`` (and, if wanted, ``on_upgrade()``) in the
+    server's ``on_connect`` callback.
     """
 
     def __init__(self, server: EngineServer, session: ServerSession, request: HTTPServerRequest):
@@ -73,6 +67,7 @@ class EngineSocket:
         self.request = request
         self.on_message: Callable[[str | bytes], None] = lambda data: None
         self.on_close: Callable[[str], None] = lambda reason: None
+        self.on_upgrade: Callable[[], None] = lambda: None
         self.get_waiter: asyncio.Future[None] | None = None  # the pending long-poll GET
         self.pushing = False  # a POST body is being read
         self.ws: EngineHandler | None = None  # the WebSocket once upgraded (or opened on it)
@@ -133,6 +128,7 @@ class EngineSocket:
                         log.exception("session %s: on_message failed", self.sid)
             elif isinstance(event, Upgraded):
                 self.ws, self.probe = self.probe, None
+                self.on_upgrade()
             else:
                 self.on_close(event.reason)
         closed = session.state is State.CLOSED
@@ -317,11 +313,20 @@ class EngineServer(EngineEvents):
         self.deadlines = Deadlines(self)  # the one timer of all the sessions
         self.block_websocket = False  # fault injection: refuse WebSockets as a proxy would
 
-    def routes(self, path: str = "/engine.io/") -> list[tuple[str, type, dict[str, Any]]]:
+    def routes(
+        self,
+        path: str = "/engine.io/",
+        websocket_handler: type[EngineHandler] | None = None,
+        request_class: type[EngineRequest] | None = None,
+        **handler_kwargs: Any,
+    ) -> list[tuple[str, EngineRouter]]:
         """Tornado URL rules that mount this server at ``path`` (with its trailing slash; also
-        without it when ``add_trailing_slash`` is false, as the official client then asks)."""
+        without it when ``add_trailing_slash`` is false, as the official client then asks).
+        ``websocket_handler`` and ``request_class`` (subclasses of :class:`EngineHandler` and
+        ``polling.EngineRequest``, with ``handler_kwargs``) are for injecting faults."""
         path = path.rstrip("/") + ("/" if self.add_trailing_slash else "/?")
-        return [(path, EngineHandler, {"engine": self})]
+        handler = websocket_handler or EngineHandler
+        return [(path, EngineRouter(self, handler, request_class, **handler_kwargs))]
 
     def now(self) -> float:
         return tornado.ioloop.IOLoop.current().time()
@@ -347,124 +352,29 @@ class EngineServer(EngineEvents):
         self.deadlines.clear()
 
 
-@tornado.web.stream_request_body  # the checks run before a body is read: see prepare()
 class EngineHandler(tornado.websocket.WebSocketHandler):
-    """One handler for both transports: long-polling GET/POST, and the WebSocket upgrade."""
+    """The WebSocket of a session: its handshake (a WebSocket-only session) or its upgrade.
 
-    SUPPORTED_METHODS = ("GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH")  # type: ignore[assignment]
+    Made by ``transports/polling.py`` once the request's checks have passed, with their
+    ``verdict`` and the ``socket`` (session) the request belongs to."""
 
     engine: EngineServer
     socket: EngineSocket | None
 
-    def initialize(self, engine: EngineServer) -> None:
+    def initialize(
+        self,
+        engine: EngineServer,
+        verdict: Verdict | None = None,
+        socket: EngineSocket | None = None,
+    ) -> None:
         self.engine = engine
-        self.socket = None
-        self.verdict: Verdict | None = None  # what check_request() made of this request
-        self.chunks: list[bytes] | None = None  # the body of an accepted POST, as it arrives
+        self.verdict = verdict  # what check_request() made of this request
+        self.socket = socket
         self.probed = False  # this WebSocket answered a `2probe` (it is upgrading a session)
         self.deflate: Callable[[bytes], bytes] | None = None  # permessage-deflate, negotiated
 
-    # -- request checks (the rules: eio/requests.py) ----------------------------------------
-
-    def refuse(self, error: ProtocolError) -> Awaitable[None] | None:
-        """Answer with the spec's status and ``{"code":N,"message":"..."}``."""
-        self.clear()  # a WebSocketHandler sets no defaults; this also drops stray headers
-        self.set_status(error.status)
-        self.set_cors_headers()
-        self.set_header("Content-Type", "application/json")
-        code = BAD_REQUEST[0] if error.code is None else error.code
-        body = {"code": code, "message": error.message}
-        return self.finish(json.dumps(body, separators=(",", ":")))
-
-    async def prepare(self) -> None:
-        """When the headers have arrived, before any body is read: accept, or refuse at once.
-
-        A refused POST never has its body read: the answer goes out and the connection is closed
-        (a client announcing a megabyte for an unknown session costs us nothing).
-        """
-        request = self.request
-        if request.method == "OPTIONS":
-            return
-        headers = request.headers
-        checked = Request(
-            request.method or "",
-            request.query_arguments,
-            headers.get("Upgrade", ""),
-            headers.get("Content-Type", ""),
-            headers.get("Content-Length", ""),
-        )
-        engine = self.engine
-        try:
-            self.verdict, self.socket = check_request(  # type: ignore[assignment]
-                checked,
-                engine.sessions,
-                transports=engine.transports,
-                max_payload=engine.config.max_payload,
-            )
-            if self.verdict is Verdict.HANDSHAKE and engine.allow_request is not None:
-                allowed = engine.allow_request(request)
-                if inspect.isawaitable(allowed):
-                    allowed = await allowed
-                if not allowed:
-                    raise refusal(FORBIDDEN, status=403)
-            if engine.block_websocket and checked.arg("transport") == "websocket":
-                raise refusal(BAD_REQUEST, "WebSocket blocked (fault injection)")
-        except ProtocolError as error:
-            self.verdict = self.socket = None  # refused: this request is not the session's
-            engine.emit("connection_error", RequestRefused.of(request, error))
-            attached = engine.sessions.get(checked.arg("sid") or "")
-            if error.close_session and attached is not None:
-                attached.session.fail(DisconnectReason.TRANSPORT_ERROR, engine.now())
-                attached.after()
-            sent = self.refuse(error)
-            if request.method == "POST" and sent is not None:
-                with contextlib.suppress(tornado.iostream.StreamClosedError):
-                    await sent  # the answer is out (unless the client left first) …
-                request.connection.close()  # type: ignore[union-attr]  # … the body stays unread
-            return
-        if self.verdict is Verdict.PUSH:
-            assert self.socket is not None
-            self.socket.pushing = True
-            self.chunks = []
-            request.connection.set_max_body_size(engine.config.max_payload)  # type: ignore[union-attr]
-
-    def data_received(self, chunk: bytes) -> None:
-        if self.chunks is not None:
-            self.chunks.append(chunk)  # Tornado stops a chunked body past maxPayload
-
-    def add_event_headers(self, initial: bool) -> None:
-        """Add the headers of the ``initial_headers`` / ``headers`` listeners to this answer."""
-        for name, value in self.engine.response_headers(self.request, initial):
-            self.add_header(name, value)
-
     def get_compression_options(self) -> dict[str, Any] | None:  # permessage-deflate offered?
         return compression.tornado_compression_options(self.engine.per_message_deflate)
-
-    def compute_etag(self) -> None:  # long-poll answers must never be cached (no 304s)
-        return None
-
-    def set_cors_headers(self) -> None:
-        origins = self.engine.cors_origins
-        origin = self.request.headers.get("Origin")
-        if origins == "*":
-            self.set_header(
-                "Access-Control-Allow-Origin", "*"
-            )  # browsers refuse it with credentials
-        elif origins and origin in origins:
-            self.set_header("Access-Control-Allow-Origin", origin)
-            self.set_header("Vary", "Origin")
-        else:
-            return
-        if self.engine.cors_credentials:
-            self.set_header("Access-Control-Allow-Credentials", "true")
-
-    def options(self) -> None:
-        """CORS preflight."""
-        self.set_cors_headers()
-        self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-        self.set_header("Access-Control-Allow-Headers", "content-type")
-        self.set_status(204)
-        self.finish()
 
     def check_origin(self, origin: str) -> bool:
         origins = self.engine.cors_origins
@@ -476,99 +386,13 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
     def max_message_size(self) -> int:  # a larger WebSocket message closes it (1009)
         return self.engine.config.max_payload
 
-    # -- long-polling ----------------------------------------------------------------------
-
     def get(self, *args: Any, **kwargs: Any) -> Awaitable[None]:
-        if self.verdict in (Verdict.UPGRADE, Verdict.IGNORE) or (
-            self.verdict is Verdict.HANDSHAKE
-            and self.get_query_argument("transport") == "websocket"
-        ):
-            self.add_event_headers(initial=self.verdict is Verdict.HANDSHAKE)
-            # the WebSocket handshake, then open(); Tornado awaits it for the connection's life,
-            # so it is returned, not awaited here (no frame of ours held per WebSocket)
-            return super().get(*args, **kwargs)
-        return self.poll()
-
-    async def poll(self) -> None:
-        """A long-polling GET: the handshake's open packet, or a wait for what the session has."""
-        socket, initial = self.socket, self.socket is None
-        if socket is None:  # a handshake: the open packet is queued, answered at once below
-            socket = self.socket = self.engine.open_session("polling", self.request)
-            if self.engine.cookie:
-                self.set_cookie(
-                    self.engine.cookie, socket.sid, path="/", httponly=True, samesite="Lax"
-                )
-        if not socket.session.polling_ready():
-            socket.get_waiter = asyncio.get_running_loop().create_future()
-            socket.after()  # a packet may be due already
-            await socket.get_waiter
-            socket.get_waiter = None
-        if self.request.connection.stream.closed():  # type: ignore[union-attr]
-            return
-        body = socket.session.take_payload()
-        if self.engine.tracer.enabled:
-            self.engine.tracer.record_payload(socket.sid, ">", "GET", body)
-        socket.after()
-        self.set_cors_headers()
-        self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        self.add_event_headers(initial)
-        data, options = body.encode(), self.engine.http_compression
-        encoding = compression.http_encoding(
-            options, len(data), self.request.headers.get("Accept-Encoding", "")
-        )
-        if encoding is not None:
-            assert options is not None
-            data = compression.compress_body(data, encoding, options)
-            self.set_header("Content-Encoding", encoding)
-        self.finish(data)
-
-    async def post(self, *args: Any, **kwargs: Any) -> None:
-        socket = self.socket
-        assert socket is not None and self.chunks is not None
-        body = b"".join(self.chunks)
-        if self.engine.tracer.enabled:
-            self.engine.tracer.record_payload(
-                socket.sid, "<", "POST", body.decode(errors="replace")
-            )
-        session = socket.session
-        try:
-            packets = session.decode_payload(body, self.engine.now())
-            for start in range(0, len(packets), PACKETS_PER_SLICE):
-                if start:  # a body of many small packets: let other clients in between slices
-                    await asyncio.sleep(0)
-                now = self.engine.now()
-                for packet in packets[start : start + PACKETS_PER_SLICE]:
-                    session.receive(packet, now)
-                socket.after()
-        except ProtocolError as error:
-            socket.after()
-            self.refuse(error)
-            return
-        finally:
-            socket.pushing = False  # (still true while the slices go: no second POST meanwhile)
-        self.set_cors_headers()
-        self.set_header("Content-Type", "text/html")
-        self.add_event_headers(initial=False)
-        self.finish("ok")
-
-    async def put(self, *args: Any, **kwargs: Any) -> None:
-        """Never reached: prepare() refuses every other method (code 2 or 3)."""
-        self.refuse(refusal(BAD_REQUEST, "Bad method"))
-
-    delete = patch = put
-
-    def on_connection_close(self) -> None:
-        socket = self.socket
-        if socket is not None and self.ws_connection is None:
-            # A long-poll GET whose client went away: wake it so that it returns without writing.
-            waiter = socket.get_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-            if self.chunks is not None:
-                socket.pushing = False  # a POST cut off mid-body
-        if self.ws_connection is None:  # end a cut-off request quietly (no 500)
-            tornado.web.RequestHandler.on_connection_close(self)
-        super().on_connection_close()
+        initial = self.verdict is Verdict.HANDSHAKE
+        for name, value in self.engine.response_headers(self.request, initial):
+            self.add_header(name, value)
+        # the WebSocket handshake, then open(); Tornado awaits it for the connection's life,
+        # so it is returned, not awaited here (no frame of ours held per WebSocket)
+        return super().get(*args, **kwargs)
 
     # -- WebSocket -------------------------------------------------------------------------
 

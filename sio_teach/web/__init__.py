@@ -37,6 +37,8 @@ import tornado.escape
 import tornado.ioloop
 import tornado.web
 
+from sio_teach.admin.ui import find_ui
+from sio_teach.admin.ui import routes as admin_ui_routes
 from sio_teach.examples.chat import chat_server
 from sio_teach.lab import HOST, Lab
 from sio_teach.server import Server, Socket
@@ -256,10 +258,13 @@ def start_demo(
     block_websocket: bool = False,
     tracer: Tracer | None = None,
     bundle: Path | None = None,
+    admin: dict[str, Any] | None = None,
 ) -> Lab:
     """The demo server (:func:`demo_server`) and its page, listening on ``host:port`` on the
     running loop, as a :class:`~sio_teach.lab.Lab` (``.url``, ``.server``, ``.stop()``).
-    With ``faults``, ``/faults`` turns the lab's knobs (the page then shows its fault buttons)."""
+    With ``faults``, ``/faults`` turns the lab's knobs (the page then shows its fault buttons).
+    With ``admin`` (the ``instrument()`` options), the server is instrumented for the Admin UI,
+    whose page is served at ``/admin/`` (``admin/ui.py``)."""
     tracer = tracer or Tracer("server", sio=True)
     kept = list(tracer.listeners)  # the caller's; a restarted server brings its own inspector
 
@@ -267,10 +272,14 @@ def start_demo(
         tracer.listeners[:] = kept
         sio = demo_server(tracer)
         sio.engine.block_websocket = block_websocket
+        if admin is not None:
+            sio.instrument(**admin)
         return sio, sio.engine
 
     def routes(lab: Lab) -> list[tuple]:
         extra = [(r"/faults", FaultsHandler, {"lab": lab})] if faults else []
+        if admin is not None and (dist := find_ui()) is not None:
+            extra += admin_ui_routes(dist)
         return page_routes(bundle) + extra
 
     return Lab(make, "/socket.io/", port, host=host, routes=routes)

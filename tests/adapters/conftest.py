@@ -8,7 +8,9 @@
   those of ``redis_node.js``, so a test can drive either kind of node with the same events.
 * ``js_node`` — ``url = await js_node(redis.url)``: ``tests/adapters/redis_node.js`` (socket.io +
   ``@socket.io/redis-adapter`` + ``redis``), subscribed before it is returned;
-  ``js_node(redis.url, "sharded:dynamic")``: the same on ``createShardedAdapter``.
+  ``js_node(redis.url, "sharded:dynamic")``: the same on ``createShardedAdapter``;
+  ``js_node(redis.url, None, "admin")`` also instruments it with the official
+  ``@socket.io/admin-ui``.
 * ``client`` — ``c = await client(url, name)``: a :class:`sio_teach.Client` (WebSocket unless
   ``transports=`` says otherwise) that records
   every event it receives and answers ``question`` with ``"<name>:<args as JSON>"`` (bytes: hex).
@@ -188,7 +190,7 @@ async def py_node(adapter_kind: str) -> AsyncIterator[Callable[..., Awaitable[Py
 async def js_node(adapter_kind: str) -> AsyncIterator[Callable[..., Awaitable[str]]]:
     processes: list[asyncio.subprocess.Process] = []
 
-    async def _start(redis_url: str, kind: str | None = None) -> str:
+    async def _start(redis_url: str, kind: str | None = None, *extra: str) -> str:
         kind = kind or adapter_kind
         node = node_executable()  # fails the test when Node.js is missing
         for package in ("@socket.io/redis-adapter", "redis", "socket.io"):
@@ -203,6 +205,7 @@ async def js_node(adapter_kind: str) -> AsyncIterator[Callable[..., Awaitable[st
             str(NODE_SCRIPT),
             redis_url,
             kind,
+            *extra,
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

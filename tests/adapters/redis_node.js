@@ -1,12 +1,13 @@
 // A Node.js Socket.IO node on the official Redis adapter, for the cross-language cluster tests.
 //
-//   node tests/adapters/redis_node.js redis://127.0.0.1:PORT [streams | sharded:MODE]
+//   node tests/adapters/redis_node.js redis://127.0.0.1:PORT [pubsub | streams | sharded:MODE] [admin]
 //
 // With "streams": on @socket.io/redis-streams-adapter instead, connection state recovery on;
 // with "sharded:MODE": on createShardedAdapter with that subscriptionMode.
 //
 // With `sharded:static`, `sharded:dynamic` or `sharded:dynamic-private` the node uses
 // createShardedAdapter (sharded Pub/Sub, Redis 7+) with that subscriptionMode.
+// With "admin", the official @socket.io/admin-ui instruments it (no auth, serverId "node-js").
 // Listens on a free port of 127.0.0.1 and prints one JSON line: {"port": N}. Its clients drive it
 // with the same events as the Python nodes of tests/adapters/conftest.py (make_node):
 //   chat(...args)              → io.emit("chat", ...args)            (every node, every client)
@@ -43,6 +44,9 @@ async function main() {
       ? createShardedAdapter(pubClient, subClient, { subscriptionMode: kind.slice(8) })
       : createAdapter(pubClient, subClient, { requestsTimeout: 3000 }),
   });
+  if (process.argv[4] === "admin") {
+    require("@socket.io/admin-ui").instrument(io, { auth: false, serverId: "node-js" });
+  }
   io.on("hello", (...args) => {
     const callback = typeof args[args.length - 1] === "function" ? args.pop() : null;
     if (callback) callback("node:" + JSON.stringify(args));

@@ -189,3 +189,11 @@ def test_a_server_made_before_its_loop_runs_listens_once_it_runs(redis_server: A
         return count
 
     assert asyncio.run(main()) == 1
+
+
+def test_a_javascript_date_from_notepack_becomes_its_json_string() -> None:
+    # node -e "require('notepack.io').encode([new Date(1700000000123)])": a msgpack timestamp 64
+    from sio_teach.adapters.redis import _decode
+
+    assert _decode(bytes.fromhex("91d7ff1d5353006553f100")) == ["2023-11-14T22:13:20.123Z"]
+    assert _decode(msgpack.packb({"a": [1, b"\xd6\xff"]})) == {"a": [1, b"\xd6\xff"]}

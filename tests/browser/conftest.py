@@ -68,14 +68,20 @@ async def faults_demo() -> AsyncIterator[Lab]:
     await lab.shutdown()
 
 
-@pytest.fixture
-async def browser(demo: Demo) -> AsyncIterator[Browser]:  # closed before the server stops
+async def chromium() -> AsyncIterator[Browser]:
+    """The system's Chromium, headless, for a fixture to yield from; skips if it is missing."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing: install Chromium (`make system-deps`, as root)")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         await browser.close()
+
+
+@pytest.fixture
+async def browser(demo: Demo) -> AsyncIterator[Browser]:  # closed before the server stops
+    async for launched in chromium():
+        yield launched
 
 
 @pytest.fixture

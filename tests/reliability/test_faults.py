@@ -76,14 +76,13 @@ class FaultHandler(EngineHandler):
 
     lab: FaultLab
 
-    def initialize(self, engine: EngineServer, lab: FaultLab) -> None:  # type: ignore[override]
-        super().initialize(engine)
+    def initialize(self, engine: EngineServer, lab: FaultLab, **checked: Any) -> None:  # type: ignore[override]
+        super().initialize(engine, **checked)
         self.lab = lab
         self.silenced = False
 
-    async def prepare(self) -> None:
+    def prepare(self) -> None:
         self.lab.handlers.add(self)
-        await super().prepare()
 
     def on_finish(self) -> None:
         self.lab.handlers.discard(self)
@@ -185,9 +184,7 @@ class FaultLab:
 
         sio.of("/").on_any(record)
         sio.on("disconnect", on_disconnect)
-        app = tornado.web.Application(
-            [("/socket.io/", FaultHandler, {"engine": sio.engine, "lab": self})]
-        )
+        app = tornado.web.Application(sio.engine.routes("/socket.io/", FaultHandler, lab=self))
         sockets = tornado.netutil.bind_sockets(self.port, HOST)  # SO_REUSEADDR: the same port again
         self.port = sockets[0].getsockname()[1]
         self.http = tornado.httpserver.HTTPServer(app)
@@ -206,6 +203,10 @@ class FaultLab:
             handler.silenced = False
             if crash:
                 reset(handler.stream())
+        if crash:  # the HTTP connections too: held GETs, keep-alives (Tornado's own set of them)
+            for connection in list(http._connections):  # type: ignore[attr-defined]
+                if connection.stream is not None and not connection.stream.closed():
+                    reset(connection.stream)
         sio.close()  # after a crash this only stops the old sessions' timers
         for handler in handlers:
             if handler.ws_connection is not None:

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from sio_teach.examples.conformance import socketio_server
-from sio_teach.transports import eio_server
+from sio_teach.transports import polling
 from sio_teach.transports.eio_server import EngineServer, EngineSocket
 from sio_teach.transports.http import DEFAULT_LIMITS, Limits
 from tests.conftest import HOST, free_port
@@ -271,7 +271,7 @@ async def test_a_post_of_many_packets_lets_other_work_run_between_slices(
     """A body of many packets (a megabyte of noops, say) is delivered in slices with the event
     loop free in between, so other clients are not stalled until the last packet: here a callback
     scheduled by the first message runs before the last slice (slices of 10 packets)."""
-    monkeypatch.setattr(eio_server, "PACKETS_PER_SLICE", 10)
+    monkeypatch.setattr(polling, "PACKETS_PER_SLICE", 10)
     seen: list[str | bytes] = []
 
     def on_connect(sock: EngineSocket) -> None:
