@@ -530,3 +530,12 @@ class BalancerFront:
 async def start_balancer(nodes: list[Lab], *, sticky: bool = False) -> BalancerFront:
     """A :class:`Balancer` on 127.0.0.1 in front of ``nodes`` (started with ``start_server``)."""
     return BalancerFront(nodes, sticky)
+
+
+def checkout() -> pathlib.Path | None:
+    """The source checkout this ``sio_teach`` runs from (``make install`` installs it editable),
+    for a notebook cell that runs one of its scripts (``tests/adapters/redis_node.js``) or looks
+    in its ``node_modules``; None when ``sio_teach`` is an installed wheel. It is the folder above
+    the package itself: no search from the working directory, so a student copy finds it too."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None

@@ -1,6 +1,7 @@
 """A small Socket.IO server for load tests and benchmarks.
 
     python -m sio_teach.examples.bench_server --port 3000 [--adapter redis://127.0.0.1:6379]
+    python -m sio_teach.examples.bench_server --port 3000 --adapter redis://… --kind streams
 
 On the main namespace ``/``:
 
@@ -12,6 +13,8 @@ On the main namespace ``/``:
 
 With ``--adapter redis://HOST:PORT`` the node joins a cluster on that Redis (the default is the
 in-memory adapter: one node); the "listening" line is printed once it is subscribed.
+``--kind`` picks the Redis adapter as ``python -m sio_teach cluster`` does: ``pubsub`` (the
+default), ``sharded`` (Redis 7+) or ``streams``.
 ``--per-message-deflate`` offers WebSocket permessage-deflate (``benchmarks/compression.py``).
 It exits cleanly on SIGTERM or SIGINT.
 """
@@ -25,6 +28,7 @@ from typing import Any
 
 import tornado.web
 
+from sio_teach.cluster import ADAPTERS
 from sio_teach.examples import run, stop_on_signals
 from sio_teach.server import Server, Socket
 from sio_teach.transports.http import listen
@@ -32,13 +36,14 @@ from sio_teach.transports.http import listen
 ROOM = "r"
 
 
-def make_server(adapter: str | None = None, **options: Any) -> Server:
+def make_server(adapter: str | None = None, kind: str = "pubsub", **options: Any) -> Server:
     """The benchmark app (Engine.IO options such as ``ping_interval`` are passed through);
-    ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter."""
+    ``adapter`` is a ``redis://`` URL, or None for the in-memory adapter; ``kind`` the Redis
+    adapter (``pubsub``, ``sharded``, ``streams``)."""
     if adapter:
-        from sio_teach.adapters.redis import redis_adapter  # needs the `redis` extra
+        from sio_teach.cluster import adapter_factory  # needs the `redis` extra
 
-        options["adapter"] = redis_adapter(adapter)
+        options["adapter"] = adapter_factory(kind, adapter)
     sio = Server(**{"cors_origins": "*", **options})
 
     def join_room(socket: Socket) -> None:
@@ -84,6 +89,7 @@ def main() -> None:
     parser.add_argument("--ping-timeout", type=float, default=20.0, help="seconds")
     parser.add_argument("--max-payload", type=int, default=1_000_000, help="bytes")
     parser.add_argument("--adapter", help="redis://HOST:PORT (default: in-memory, one node)")
+    parser.add_argument("--kind", default="pubsub", choices=ADAPTERS, help="the Redis adapter")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     parser.add_argument("--per-message-deflate", action="store_true", help="WebSocket compression")
     args = parser.parse_args()
@@ -96,6 +102,7 @@ def main() -> None:
             ping_timeout=args.ping_timeout,
             max_payload=args.max_payload,
             adapter=args.adapter,
+            kind=args.kind,
             per_message_deflate=args.per_message_deflate,
         ),
         uvloop=args.uvloop,

@@ -1,4 +1,5 @@
-"""Smoke runs: the cross-node benchmark with tiny counts, and bench_server's ``--adapter``."""
+"""Smoke runs: the cross-node benchmark with tiny counts, and bench_server's ``--adapter``
+(``--kind pubsub``, ``--kind streams``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from tests.adapters.conftest import WAIT
 from tests.conftest import ROOT, free_port
 
@@ -14,20 +17,30 @@ from tests.conftest import ROOT, free_port
 def test_cross_node_benchmark_prints_its_table() -> None:
     command = [sys.executable, "-m", "benchmarks.cross_node", "--messages", "20", "--samples", "5"]
     done = subprocess.run(
-        [*command, "--time-limit", "30"], cwd=ROOT, capture_output=True, text=True, timeout=90
+        [*command, "--nodes", "1,2", "--time-limit", "30"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split()[:3] == ["set-up", "samples", "p50"], done.stdout
-    for line, setup in zip(
-        lines[2:], ["1 node, in-memory", "1 node, redis", "2 nodes, redis"], strict=True
-    ):
-        assert line.startswith(setup) and "20/20" in line, done.stdout
+    rows = [  # with 2 nodes, 2 receivers: every message is delivered twice
+        ("1 node, in-memory", "20/20"),
+        ("1 node, pubsub", "20/20"),
+        ("2 nodes, pubsub", "40/40"),
+        ("1 node, streams", "20/20"),
+        ("2 nodes, streams", "40/40"),
+    ]
+    for line, (setup, received) in zip(lines[2:], rows, strict=True):
+        assert line.startswith(setup) and f" {received} " in line, done.stdout
 
 
-async def test_bench_server_nodes_share_a_redis(redis_server: Any, client: Any) -> None:
-    """``python -m sio_teach.examples.bench_server --adapter redis://…``: a ``bcast`` on node A
-    reaches room ``r`` on node B."""
+@pytest.mark.parametrize("kind", ["pubsub", "streams"])
+async def test_bench_server_nodes_share_a_redis(redis_server: Any, client: Any, kind: str) -> None:
+    """``python -m sio_teach.examples.bench_server --adapter redis://… --kind KIND``: a ``bcast``
+    on node A reaches room ``r`` on node B."""
     procs, urls = [], []
     try:
         for _ in range(2):
@@ -35,7 +48,7 @@ async def test_bench_server_nodes_share_a_redis(redis_server: Any, client: Any) 
             procs.append(
                 await asyncio.create_subprocess_exec(
                     *[sys.executable, "-m", "sio_teach.examples.bench_server", "--port", str(port)],
-                    *["--adapter", redis_server.url],
+                    *["--adapter", redis_server.url, "--kind", kind],
                     cwd=ROOT,
                     stdout=asyncio.subprocess.PIPE,
                 )
