@@ -400,3 +400,30 @@ async def test_retries_against_our_flaky_handler_with_outgoing_listener(
     flaky = [args[0] for nsp, event, args in server.received if event == "flaky"]
     assert flaky == [f"{tag}-0", f"{tag}-0", f"{tag}-1", f"{tag}-1"]
     assert [e for e in outgoing if e[0] == "flaky"] == [("flaky", a) for a in flaky]
+
+
+async def test_a_broadcast_with_ack_timeout_is_answered_by_clients_whose_queue_is_blocked(
+    our_sio: Any, make_client: Any
+) -> None:
+    """A server broadcast asking for acks (``sio.timeout(t).emit_with_ack``) reaches clients with
+    ``retries`` whose own queue is stuck on an emit the server never answers: their ACKs do not
+    wait in that queue, so the broadcast gets every answer in time; a client that does not answer
+    makes it time out, as without the queue."""
+    server = await our_sio()
+    clients = [make_client(server.url, retries=5, ack_timeout=0.5) for _ in range(2)]
+    for i, client in enumerate(clients):
+        client.on("question", lambda n, i=i: f"answer {i} to {n}")
+        await connect(client)
+    stuck = [
+        asyncio.ensure_future(c.emit_with_ack("flaky", f"stuck-{i}-{time.monotonic_ns()}"))
+        for i, c in enumerate(clients)
+    ]  # each queue now waits for an ACK that "flaky" holds back the first time
+    # 0.3 s: less than the queue's ack_timeout, so an ACK queued behind "flaky" would be too late
+    values = await asyncio.wait_for(server.sio.timeout(0.3).emit_with_ack("question", 7), TIMEOUT)
+    assert sorted(values) == ["answer 0 to 7", "answer 1 to 7"]
+    await asyncio.wait_for(asyncio.gather(*stuck), TIMEOUT)  # then retried and answered
+
+    silent = make_client(server.url, retries=5, ack_timeout=0.5)
+    await connect(silent)  # no "question" handler: no ACK
+    with pytest.raises(AckTimeoutError):
+        await asyncio.wait_for(server.sio.timeout(0.3).emit_with_ack("question", 8), TIMEOUT)
