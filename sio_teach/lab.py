@@ -18,6 +18,7 @@ await lab.restart()                          # a fresh server on the same port (
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import logging
@@ -33,7 +34,7 @@ import tornado.netutil
 import tornado.web
 
 from sio_teach.server import Server
-from sio_teach.trace import Record, Tracer
+from sio_teach.trace import Record, Request, Tracer
 from sio_teach.transports.eio_server import EngineHandler, EngineServer, EngineSocket
 from sio_teach.transports.http import HTTPServer
 from sio_teach.transports.polling import EngineRequest
@@ -328,20 +329,60 @@ def live_trace(tracer: Tracer, last: int = 30) -> Iterator[None]:
 # Plots: each returns its figure; end the notebook cell with plt.show().
 
 
-def sequence_diagram(records: list[Record], title: str = "", width: int = 34) -> Any:
-    """Client and server as two lifelines, one arrow per packet, in order from top to bottom."""
+def sequence_diagram(
+    records: list[Record],
+    title: str = "",
+    width: int = 34,
+    requests: Iterable[tuple[Request, Request | None]] | None = None,
+) -> Any:
+    """Client and server as two lifelines, one arrow per packet, in order from top to bottom.
+
+    With ``requests`` (``tracer.spans()``), the server's side gets one lane per road: ``GET``,
+    ``POST`` and ``ws``. Each HTTP request is a bar on its lane from the row where it arrived to
+    the row where it was answered (a held GET: a long bar, labelled with how long it was held),
+    and the WebSocket is a bar from its first frame to its last."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(records) + 1.2))
-    ax.vlines([0, 1], -0.5, len(records) - 0.5, colors="grey", linewidth=1)
+    n = len(records)
+    lanes = {"GET": 1.0, "POST": 1.12, "ws": 1.24} if requests is not None else {}
+    fig, ax = plt.subplots(figsize=(9 + 1.5 * bool(lanes), 0.32 * n + 1.2))
+    ax.vlines([0, *lanes.values()] or [0, 1], -0.5, n - 0.5, colors="grey", linewidth=1)
     for i, r in enumerate(records):
-        x, color = (0 if (r.direction == ">") == (r.node != "client") else 1), COLORS[r.transport]
-        ax.annotate("", (x, i), (1 - x, i), arrowprops=dict(arrowstyle="->", color=color))
+        server = lanes.get(r.transport, 1.0)
+        x, color = (
+            (0 if (r.direction == ">") == (r.node != "client") else server),
+            COLORS[r.transport],
+        )
+        ax.annotate("", (x, i), (server - x, i), arrowprops=dict(arrowstyle="->", color=color))
         label = f"{r.transport} {r.wire[:width]}" + ("…" if len(r.wire) > width else "")
         ax.text(0.5, i - 0.12, label, ha="center", va="bottom", fontsize=8, family="monospace")
         ax.text(-0.04, i, f"{r.time * 1000:.0f} ms", ha="right", va="center", fontsize=7)
-    ax.set(xlim=(-0.3, 1.15), ylim=(len(records) - 0.4, -1), yticks=[], title=title)
-    ax.set_xticks([0, 1], ["client", "server"])
+    if lanes:
+        times = [r.time for r in records]
+
+        def row(t: float) -> float:  # between the packets before and after time t
+            return bisect.bisect_right(times, t) - 0.5
+
+        for opened, answered in requests or ():
+            top, bottom = row(opened.time), row(answered.time) if answered else n - 0.5
+            x = lanes[opened.method]
+            ax.vlines(x, top, bottom, colors=COLORS[opened.method], linewidth=6, alpha=0.45)
+            if answered is not None and opened.method == "GET" and bottom - top >= 1:
+                held = f"held {(answered.time - opened.time) * 1000:.0f} ms"
+                ax.text(x + 0.02, (top + bottom) / 2, held, fontsize=7, rotation=90, va="center")
+        ws_rows = [i for i, r in enumerate(records) if r.transport == "ws"]
+        if ws_rows:
+            ax.vlines(
+                lanes["ws"],
+                ws_rows[0] - 0.5,
+                ws_rows[-1] + 0.5,
+                colors=COLORS["ws"],
+                linewidth=6,
+                alpha=0.45,
+            )
+    ax.set(xlim=(-0.3, max(lanes.values(), default=1.0) + 0.15), ylim=(n - 0.4, -1), yticks=[])
+    ax.set_title(title)
+    ax.set_xticks([0, *lanes.values()] or [0, 1], ["client", *lanes] or ["client", "server"])
     ax.xaxis.tick_top()
     ax.set_frame_on(False)
     return fig
