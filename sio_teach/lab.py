@@ -18,7 +18,6 @@ await lab.restart()                          # a fresh server on the same port (
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import itertools
 import logging
@@ -337,55 +336,79 @@ def sequence_diagram(
 ) -> Any:
     """Client and server as two lifelines, one arrow per packet, in order from top to bottom.
 
-    With ``requests`` (``tracer.spans()``), the server's side gets one lane per road: ``GET``,
-    ``POST`` and ``ws``. Each HTTP request is a bar on its lane from the row where it arrived to
-    the row where it was answered (a held GET: a long bar, labelled with how long it was held),
-    and the WebSocket is a bar from its first frame to its last."""
+    With ``requests`` (``tracer.spans()``) the picture runs on time, and the server's side gets one
+    lane per road: ``GET``, ``POST`` and ``ws``. Each HTTP request is a bar on its lane from its
+    arrival to its answer (a held GET: a long bar, labelled with how long it was held), and the
+    WebSocket is a bar from its first frame to its last."""
     import matplotlib.pyplot as plt
 
-    n = len(records)
-    lanes = {"GET": 1.0, "POST": 1.12, "ws": 1.24} if requests is not None else {}
-    fig, ax = plt.subplots(figsize=(9 + 1.5 * bool(lanes), 0.32 * n + 1.2))
-    ax.vlines([0, *lanes.values()] or [0, 1], -0.5, n - 0.5, colors="grey", linewidth=1)
-    for i, r in enumerate(records):
+    spans = list(requests) if requests is not None else None
+    lanes = {"GET": 1.0, "POST": 1.12, "ws": 1.24} if spans is not None else {"server": 1.0}
+    if spans is None:
+        ys, bars = [float(i) for i in range(len(records))], []
+    else:
+        ys, bars = _layout_in_time(records, spans)
+    top, bottom = min(ys, default=0.0) - 0.5, max(ys, default=0.0) + 0.5
+    bottom = max([bottom, *(y for bar in bars for y in bar[1:] if y is not None)])
+    fig, ax = plt.subplots(figsize=(9 + 1.5 * (spans is not None), 0.32 * (bottom - top) + 1.2))
+    ax.vlines([0, *lanes.values()], top, bottom, colors="grey", linewidth=1)
+    for y, r in zip(ys, records, strict=True):
         server = lanes.get(r.transport, 1.0)
-        x, color = (
-            (0 if (r.direction == ">") == (r.node != "client") else server),
-            COLORS[r.transport],
-        )
-        ax.annotate("", (x, i), (server - x, i), arrowprops=dict(arrowstyle="->", color=color))
+        x = 0 if (r.direction == ">") == (r.node != "client") else server
+        color = COLORS[r.transport]
+        ax.annotate("", (x, y), (server - x, y), arrowprops=dict(arrowstyle="->", color=color))
         label = f"{r.transport} {r.wire[:width]}" + ("…" if len(r.wire) > width else "")
-        ax.text(0.5, i - 0.12, label, ha="center", va="bottom", fontsize=8, family="monospace")
-        ax.text(-0.04, i, f"{r.time * 1000:.0f} ms", ha="right", va="center", fontsize=7)
-    if lanes:
-        times = [r.time for r in records]
-
-        def row(t: float) -> float:  # between the packets before and after time t
-            return bisect.bisect_right(times, t) - 0.5
-
-        for opened, answered in requests or ():
-            top, bottom = row(opened.time), row(answered.time) if answered else n - 0.5
-            x = lanes[opened.method]
-            ax.vlines(x, top, bottom, colors=COLORS[opened.method], linewidth=6, alpha=0.45)
-            if answered is not None and opened.method == "GET" and bottom - top >= 1:
-                held = f"held {(answered.time - opened.time) * 1000:.0f} ms"
-                ax.text(x + 0.02, (top + bottom) / 2, held, fontsize=7, rotation=90, va="center")
-        ws_rows = [i for i, r in enumerate(records) if r.transport == "ws"]
-        if ws_rows:
-            ax.vlines(
-                lanes["ws"],
-                ws_rows[0] - 0.5,
-                ws_rows[-1] + 0.5,
-                colors=COLORS["ws"],
-                linewidth=6,
-                alpha=0.45,
+        ax.text(0.5, y - 0.12, label, ha="center", va="bottom", fontsize=8, family="monospace")
+        ax.text(-0.04, y, f"{r.time * 1000:.0f} ms", ha="right", va="center", fontsize=7)
+    for (opened, answered), (_, y0, y1) in zip(spans or (), bars, strict=True):
+        x, color, end = lanes[opened.method], COLORS[opened.method], bottom if y1 is None else y1
+        ax.vlines(x, y0 - 0.1, max(end, y0 + 0.1), colors=color, linewidth=7, alpha=0.45)
+        if opened.method == "GET" and end - y0 >= 1.0:
+            held = f"held {(answered.time - opened.time) * 1000:.0f} ms" if answered else "held"
+            ax.text(
+                x - 0.02, (y0 + end) / 2, held, fontsize=7, rotation=90, va="center", ha="right"
             )
-    ax.set(xlim=(-0.3, max(lanes.values(), default=1.0) + 0.15), ylim=(n - 0.4, -1), yticks=[])
+    ws_rows = [y for y, r in zip(ys, records, strict=True) if r.transport == "ws"]
+    if spans is not None and ws_rows:
+        ws_lane = (ws_rows[0] - 0.3, ws_rows[-1] + 0.3)
+        ax.vlines(lanes["ws"], *ws_lane, colors=COLORS["ws"], linewidth=7, alpha=0.45)
+    ax.set(xlim=(-0.3, max(lanes.values()) + 0.15), ylim=(bottom + 0.1, top - 0.5), yticks=[])
     ax.set_title(title)
-    ax.set_xticks([0, *lanes.values()] or [0, 1], ["client", *lanes] or ["client", "server"])
+    ax.set_xticks([0, *lanes.values()], ["client", *lanes])
     ax.xaxis.tick_top()
     ax.set_frame_on(False)
     return fig
+
+
+def _layout_in_time(
+    records: list[Record], spans: list[tuple[Request, Request | None]]
+) -> tuple[list[float], list[tuple[int, float, float | None]]]:
+    """Heights on the diagram, proportional to time, with each packet at least a row below the
+    one before (labels must not overlap): a long wait shows as a long stretch. Returns the
+    packets' heights and, for each span, (its index, opened, answered or None)."""
+    events: list[
+        tuple[float, int, int]
+    ] = []  # (time, order at a tie, index); index < 0: a span end
+    for i, r in enumerate(records):
+        events.append((r.time, 1, i))
+    for k, (opened, answered) in enumerate(spans):
+        events.append((opened.time, 0, -2 * k - 1))  # a request arrives before its packets…
+        if answered is not None:
+            events.append((answered.time, 2, -2 * k - 2))  # …and is answered after them
+    events.sort()
+    if not events:
+        return [], []
+    per_row = max((events[-1][0] - events[0][0]) / max(len(records), 1), 1e-6)  # seconds a row
+    heights: dict[int, float] = {}
+    y, last_time, last_packet = 0.0, events[0][0], -1.0
+    for t, _, index in events:
+        y += (t - last_time) / per_row
+        if index >= 0:
+            y = last_packet = max(y, last_packet + 1.0)
+        heights[index], last_time = y, t
+    ys = [heights[i] for i in range(len(records))]
+    bars = [(k, heights[-2 * k - 1], heights.get(-2 * k - 2)) for k in range(len(spans))]
+    return ys, bars
 
 
 def timeline(
