@@ -33,7 +33,7 @@ import tornado.netutil
 import tornado.web
 
 from sio_teach.server import Server
-from sio_teach.trace import Record, Tracer
+from sio_teach.trace import Record, Request, Tracer
 from sio_teach.transports.eio_server import EngineHandler, EngineServer, EngineSocket
 from sio_teach.transports.http import HTTPServer
 from sio_teach.transports.polling import EngineRequest
@@ -328,23 +328,87 @@ def live_trace(tracer: Tracer, last: int = 30) -> Iterator[None]:
 # Plots: each returns its figure; end the notebook cell with plt.show().
 
 
-def sequence_diagram(records: list[Record], title: str = "", width: int = 34) -> Any:
-    """Client and server as two lifelines, one arrow per packet, in order from top to bottom."""
+def sequence_diagram(
+    records: list[Record],
+    title: str = "",
+    width: int = 34,
+    requests: Iterable[tuple[Request, Request | None]] | None = None,
+) -> Any:
+    """Client and server as two lifelines, one arrow per packet, in order from top to bottom.
+
+    With ``requests`` (``tracer.spans()``) the picture runs on time, and the server's side gets one
+    lane per road: ``GET``, ``POST`` and ``ws``. Each HTTP request is a bar on its lane from its
+    arrival to its answer (a held GET: a long bar, labelled with how long it was held), and the
+    WebSocket is a bar from its first frame to its last."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(records) + 1.2))
-    ax.vlines([0, 1], -0.5, len(records) - 0.5, colors="grey", linewidth=1)
-    for i, r in enumerate(records):
-        x, color = (0 if (r.direction == ">") == (r.node != "client") else 1), COLORS[r.transport]
-        ax.annotate("", (x, i), (1 - x, i), arrowprops=dict(arrowstyle="->", color=color))
+    spans = list(requests) if requests is not None else None
+    lanes = {"GET": 1.0, "POST": 1.12, "ws": 1.24} if spans is not None else {"server": 1.0}
+    if spans is None:
+        ys, bars = [float(i) for i in range(len(records))], []
+    else:
+        ys, bars = _layout_in_time(records, spans)
+    top, bottom = min(ys, default=0.0) - 0.5, max(ys, default=0.0) + 0.5
+    bottom = max([bottom, *(y for bar in bars for y in bar[1:] if y is not None)])
+    fig, ax = plt.subplots(figsize=(9 + 1.5 * (spans is not None), 0.32 * (bottom - top) + 1.2))
+    ax.vlines([0, *lanes.values()], top, bottom, colors="grey", linewidth=1)
+    for y, r in zip(ys, records, strict=True):
+        server = lanes.get(r.transport, 1.0)
+        x = 0 if (r.direction == ">") == (r.node != "client") else server
+        color = COLORS[r.transport]
+        ax.annotate("", (x, y), (server - x, y), arrowprops=dict(arrowstyle="->", color=color))
         label = f"{r.transport} {r.wire[:width]}" + ("…" if len(r.wire) > width else "")
-        ax.text(0.5, i - 0.12, label, ha="center", va="bottom", fontsize=8, family="monospace")
-        ax.text(-0.04, i, f"{r.time * 1000:.0f} ms", ha="right", va="center", fontsize=7)
-    ax.set(xlim=(-0.3, 1.15), ylim=(len(records) - 0.4, -1), yticks=[], title=title)
-    ax.set_xticks([0, 1], ["client", "server"])
+        ax.text(0.5, y - 0.12, label, ha="center", va="bottom", fontsize=8, family="monospace")
+        ax.text(-0.04, y, f"{r.time * 1000:.0f} ms", ha="right", va="center", fontsize=7)
+    for (opened, answered), (_, y0, y1) in zip(spans or (), bars, strict=True):
+        x, color, end = lanes[opened.method], COLORS[opened.method], bottom if y1 is None else y1
+        ax.vlines(x, y0 - 0.1, max(end, y0 + 0.1), colors=color, linewidth=7, alpha=0.45)
+        if opened.method == "GET" and end - y0 >= 1.0:
+            held = f"held {(answered.time - opened.time) * 1000:.0f} ms" if answered else "held"
+            ax.text(
+                x - 0.02, (y0 + end) / 2, held, fontsize=7, rotation=90, va="center", ha="right"
+            )
+    ws_rows = [y for y, r in zip(ys, records, strict=True) if r.transport == "ws"]
+    if spans is not None and ws_rows:
+        ws_lane = (ws_rows[0] - 0.3, ws_rows[-1] + 0.3)
+        ax.vlines(lanes["ws"], *ws_lane, colors=COLORS["ws"], linewidth=7, alpha=0.45)
+    ax.set(xlim=(-0.3, max(lanes.values()) + 0.15), ylim=(bottom + 0.1, top - 0.5), yticks=[])
+    ax.set_title(title)
+    ax.set_xticks([0, *lanes.values()], ["client", *lanes])
     ax.xaxis.tick_top()
     ax.set_frame_on(False)
     return fig
+
+
+def _layout_in_time(
+    records: list[Record], spans: list[tuple[Request, Request | None]]
+) -> tuple[list[float], list[tuple[int, float, float | None]]]:
+    """Heights on the diagram, proportional to time, with each packet at least a row below the
+    one before (labels must not overlap): a long wait shows as a long stretch. Returns the
+    packets' heights and, for each span, (its index, opened, answered or None)."""
+    events: list[
+        tuple[float, int, int]
+    ] = []  # (time, order at a tie, index); index < 0: a span end
+    for i, r in enumerate(records):
+        events.append((r.time, 1, i))
+    for k, (opened, answered) in enumerate(spans):
+        events.append((opened.time, 0, -2 * k - 1))  # a request arrives before its packets…
+        if answered is not None:
+            events.append((answered.time, 2, -2 * k - 2))  # …and is answered after them
+    events.sort()
+    if not events:
+        return [], []
+    per_row = max((events[-1][0] - events[0][0]) / max(len(records), 1), 1e-6)  # seconds a row
+    heights: dict[int, float] = {}
+    y, last_time, last_packet = 0.0, events[0][0], -1.0
+    for t, _, index in events:
+        y += (t - last_time) / per_row
+        if index >= 0:
+            y = last_packet = max(y, last_packet + 1.0)
+        heights[index], last_time = y, t
+    ys = [heights[i] for i in range(len(records))]
+    bars = [(k, heights[-2 * k - 1], heights.get(-2 * k - 2)) for k in range(len(spans))]
+    return ys, bars
 
 
 def timeline(

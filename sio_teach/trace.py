@@ -17,6 +17,11 @@ a packet of its own, as with the msgpack parser::
 
     S1 > ws   sio EVENT    msgpack {"type":2,"data":["chat","hi"],"nsp":"/"}
 
+Beside the packets, the long-polling transport notes its HTTP requests (:meth:`Tracer.request`):
+when a GET arrives and is held (``opened``), when it is ``answered``, and the same for each POST.
+They are kept apart, in :attr:`Tracer.requests`, so the text trace stays a list of packets; the
+sequence diagram draws them as spans (a held GET is a bar from its arrival to its answer).
+
 A disabled tracer costs one attribute test per packet (the callers check :attr:`enabled`).
 """
 
@@ -52,6 +57,21 @@ class Record:
         return f"{self.time * 1000:9.1f} ms {text}" if times else text
 
 
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One end of an HTTP request of long-polling: it arrived (``opened``) or was ``answered``."""
+
+    time: float  # seconds since the tracer started (or was cleared)
+    node: str
+    session: str  # the same alias as the packets': S1, S2 …
+    method: str  # "GET" or "POST"
+    phase: str  # "opened" or "answered"
+
+    def line(self) -> str:
+        """The event as one text line, without its time (deterministic)."""
+        return f"{self.session}   {self.method:<4} {self.phase}"
+
+
 def _unbase64(text: str) -> bytes:
     try:
         return binascii.a2b_base64(text)
@@ -81,6 +101,7 @@ class Tracer:
         self.clock = clock
         self.limit = limit
         self.records: list[Record] = []
+        self.requests: list[Request] = []  # the HTTP requests of long-polling, opened/answered
         self.listeners: list[Callable[[Record], None]] = []
         self._aliases: dict[str, str] = {}
         self._start = clock()
@@ -125,6 +146,29 @@ class Tracer:
         for part in body.split("\x1e"):
             self.record(sid, direction, transport, part)
 
+    def request(self, sid: str, method: str, phase: str) -> None:
+        """Note that an HTTP request of session ``sid`` was ``opened`` (it arrived; a GET is then
+        held until there is something to send) or ``answered``. Call it where the transport
+        starts and ends serving the request."""
+        if len(self.requests) < self.limit:
+            now = round(self.clock() - self._start, 6)
+            self.requests.append(Request(now, self.node, self.alias(sid), method, phase))
+
+    def spans(self) -> list[tuple[Request, Request | None]]:
+        """Each request as (opened, answered), in the order they were opened; ``None``: not
+        answered yet (a GET still held)."""
+        spans: list[tuple[Request, Request | None]] = []
+        waiting: dict[tuple[str, str], list[int]] = {}
+        for event in self.requests:
+            key = (event.session, event.method)
+            if event.phase == "opened":
+                waiting.setdefault(key, []).append(len(spans))
+                spans.append((event, None))
+            elif waiting.get(key):
+                index = waiting[key].pop(0)
+                spans[index] = (spans[index][0], event)
+        return spans
+
     def _binary(self, data: bytes) -> tuple[str, str, str]:
         """(layer, kind, shown) of a binary message."""
         described = self.describe_binary(data) if self.sio and self.describe_binary else None
@@ -144,6 +188,7 @@ class Tracer:
     def clear(self) -> None:
         """Forget every record and restart the clock (aliases are kept)."""
         self.records.clear()
+        self.requests.clear()
         self._start = self.clock()
 
     def lines(self, records: Iterable[Record] | None = None, **kwargs: object) -> list[str]:

@@ -246,6 +246,8 @@ class EngineRequest(HTTPMessageDelegate):
             if engine.cookie:
                 cookie = f"{engine.cookie}={socket.sid}; Path=/; HttpOnly; SameSite=Lax"
                 extra.append(("Set-Cookie", cookie))
+        if engine.tracer.enabled:
+            engine.tracer.request(socket.sid, "GET", "opened")
         if not socket.session.polling_ready():
             socket.get_waiter = asyncio.get_running_loop().create_future()
             self.connection.set_close_callback(self.client_left)  # type: ignore[attr-defined]
@@ -268,6 +270,8 @@ class EngineRequest(HTTPMessageDelegate):
             data = compression.compress_body(data, encoding, options)
             extra.append(("Content-Encoding", encoding))
         self.answer(200, data, "text/plain; charset=UTF-8", extra)
+        if engine.tracer.enabled:
+            engine.tracer.request(socket.sid, "GET", "answered")
 
     def client_left(self) -> None:
         """The client of a held GET closed its connection: wake the GET, which writes nothing."""
@@ -281,6 +285,7 @@ class EngineRequest(HTTPMessageDelegate):
         assert socket is not None and self.chunks is not None
         body = b"".join(self.chunks)
         if engine.tracer.enabled:
+            engine.tracer.request(socket.sid, "POST", "opened")
             engine.tracer.record_payload(socket.sid, "<", "POST", body.decode(errors="replace"))
         session = socket.session
         try:
@@ -300,3 +305,5 @@ class EngineRequest(HTTPMessageDelegate):
             socket.pushing = False  # (still true while the slices go: no second POST meanwhile)
         extra = engine.response_headers(self.request, initial=False)
         self.answer(200, b"ok", "text/html; charset=UTF-8", extra)
+        if engine.tracer.enabled:
+            engine.tracer.request(socket.sid, "POST", "answered")
