@@ -39,6 +39,7 @@ RESERVED_EVENTS = frozenset(
 )
 _DIGITS = "0123456789"  # ASCII only: str.isdigit() would also accept "²" and "٣"
 _BINARY_TYPES = (bytes, bytearray, memoryview)
+_SCALARS = (str, int, float, type(None))  # what holds no bytes for sure (bool is an int)
 
 
 class PacketType(IntEnum):
@@ -54,6 +55,7 @@ class PacketType(IntEnum):
 
 
 _PLAIN = {PacketType.BINARY_EVENT: PacketType.EVENT, PacketType.BINARY_ACK: PacketType.ACK}
+_WIRE_TYPES = {str(int(t)): t for t in PacketType}  # the first character -> the type
 _BINARY = {plain: binary for binary, plain in _PLAIN.items()}
 
 
@@ -67,7 +69,8 @@ class Packet:
     id: int | None = None  # the "acknowledgment id"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "type", PacketType(self.type))  # so Packet(2, ...) works too
+        if type(self.type) is not PacketType:  # so Packet(2, ...) works too
+            object.__setattr__(self, "type", PacketType(self.type))
 
     @classmethod
     def connect(cls, nsp: str = "/", data: dict[str, Any] | None = None) -> Packet:
@@ -99,13 +102,17 @@ class Packet:
 
 
 def has_binary(data: Any) -> bool:
-    """Whether ``data`` holds bytes anywhere in its lists and dicts (socket.io-parser hasBinary)."""
+    """Whether ``data`` holds bytes anywhere in its lists and dicts (socket.io-parser hasBinary).
+    (A loop, not ``any(...)`` over a generator: it runs for every EVENT and ACK sent.)"""
     if isinstance(data, _BINARY_TYPES):
         return True
-    if isinstance(data, (list, tuple)):
-        return any(has_binary(item) for item in data)
     if isinstance(data, dict):
-        return any(has_binary(item) for item in data.values())
+        data = data.values()
+    elif not isinstance(data, (list, tuple)):
+        return False
+    for item in data:
+        if not isinstance(item, _SCALARS) and has_binary(item):
+            return True
     return False
 
 
@@ -199,12 +206,17 @@ def encode(packet: Packet) -> tuple[str, list[bytes]]:
     if packet.id is not None:
         text += str(packet.id)
     if data is not None:
-        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        body = _TO_JSON(data)
         if not body.isascii() and not _utf8_safe(body):
             # a lone surrogate ("\ud800") cannot travel as UTF-8: escape it, as JSON.stringify does
-            body = json.dumps(data, separators=(",", ":"), allow_nan=False)
+            body = _TO_ASCII_JSON(data)
         text += body
     return text, attachments
+
+
+# JSON as JSON.stringify writes it (no spaces; NaN refused), with encoders built once
+_TO_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_TO_ASCII_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def _utf8_safe(text: str) -> bool:
@@ -271,7 +283,7 @@ def decode_text(text: str, max_attachments: int = MAX_ATTACHMENTS) -> tuple[Pack
     the packet's data still holds placeholders: prefer :class:`Decoder`, which puts bytes back."""
     if not text or text[0] not in "0123456":
         raise ProtocolError(f"unknown packet type {text[:1]!r}")
-    wire_type = PacketType(int(text[0]))
+    wire_type = _WIRE_TYPES[text[0]]
     i, attachments = 1, 0
     if wire_type in _PLAIN:  # "<# of binary attachments>-" is mandatory for the binary types
         count, i = _read_digits(text, 1, 4)
