@@ -162,6 +162,14 @@ class EngineSocket:
         if deadline is not None and (entry is None or deadline < entry[0]):
             self._entry = self.server.deadlines.add(deadline, self.sid)
 
+    def catch_up(self, now: float) -> None:
+        """Run the session's deadline now if it has passed, rather than at the timer's next sweep:
+        call when a request for this session arrives, so that it never finds alive a session
+        whose time is up (a GET after pingInterval + pingTimeout without a pong gets 400)."""
+        if self._timer_at is not None and self._timer_at <= now:
+            self.session.handle_timeout(now)
+            self.after()
+
     def _on_timer(self, now: float) -> None:
         """The server's timer found this socket's entry due (``now`` is the loop's time)."""
         self._entry = None

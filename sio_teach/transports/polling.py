@@ -67,6 +67,10 @@ async def check(
         headers.get("Content-Type", ""),
         headers.get("Content-Length", ""),
     )
+    if checked.method == "GET":  # (a POST may carry the awaited pong: it is read first)
+        attached = engine.sessions.get(checked.arg("sid") or "")
+        if attached is not None:
+            attached.catch_up(engine.now())
     try:
         verdict, socket = check_request(
             checked,

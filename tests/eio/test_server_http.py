@@ -937,3 +937,18 @@ async def test_a_refused_websocket_does_not_release_the_held_get(
     assert not pending.done()
     app.sockets[sid].send("still held")
     assert packets(await pending) == [Packet(T.MESSAGE, "still held")]
+
+
+async def test_a_get_after_the_pong_deadline_finds_the_session_closed(
+    http: Http, eio_echo: Any
+) -> None:
+    """The official test-suite's "closes the session upon ping timeout": a session that never
+    polls, asked again after pingInterval + pingTimeout, is gone (400) — even when the server's
+    timer has not swept it yet (a busy loop): the request runs the session's due deadline first."""
+    app = await eio_echo(ping_interval=0.3, ping_timeout=0.2)
+    sid, _ = await handshake(http, app)
+    await until(lambda: app.sockets[sid].session.polling_ready())  # its ping is queued
+    late = app.engine.now() + 0.2  # the pong deadline, which no timer has reached yet
+    app.engine.now = lambda: late  # type: ignore[method-assign]  # the request arrives then
+    await assert_session_gone(http, app.url(transport="polling", sid=sid))
+    assert app.closed[sid] == "ping timeout"
