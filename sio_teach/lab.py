@@ -66,13 +66,25 @@ async def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> N
             await asyncio.sleep(0.005)
 
 
-async def held_get(where: Lab | Server | EngineServer, sid: str, timeout: float = 5.0) -> None:
+async def held_get(
+    where: Lab | Server | EngineServer, sid: str, timeout: float = 5.0, held: bool = True
+) -> None:
     """Return once session ``sid`` has a long-polling GET held open at the server (the server had
     nothing to send, so it keeps the GET waiting). Await it before a step whose outcome depends
     on that GET being there: a POST whose answer should ride it, a close that should release it.
+    ``held=False``: wait until no GET is held any more (the server has answered it).
     ``where``: what :func:`start_server` / :func:`start_engine` returned, or a server."""
     engine = where.engine if isinstance(where, Lab | Server) else where
-    await wait_until(lambda: (s := engine.sessions.get(sid)) is not None and s.polling, timeout)
+    await wait_until(
+        lambda: (s := engine.sessions.get(sid)) is not None and s.polling == held, timeout
+    )
+
+
+def can_send_now(where: Lab | Server | EngineServer, sid: str) -> bool:
+    """Could a packet leave for session ``sid`` right now — a GET is held, or its WebSocket has
+    written everything so far? (A server-side volatile event is dropped when it cannot.)"""
+    engine = where.engine if isinstance(where, Lab | Server) else where
+    return engine.sessions[sid].writable
 
 
 def data_file(name: str) -> pathlib.Path:

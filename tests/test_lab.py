@@ -24,6 +24,12 @@ async def test_held_get_returns_once_the_server_holds_the_get() -> None:
         await lab.held_get(server_lab.engine, "sid-0001")
         with pytest.raises(TimeoutError):
             await lab.held_get(server_lab, "no-such-session", timeout=0.05)
+        assert lab.can_send_now(server_lab, "sid-0001")  # a GET is held: a packet can leave
+        server_lab.latency = 0.2  # the answer to that GET takes a while to leave
+        server_lab.server.emit("news", 1)  # answers the held GET
+        await lab.held_get(server_lab, "sid-0001", held=False)
+        assert not lab.can_send_now(server_lab, "sid-0001")  # no GET until the client's next
+        server_lab.latency = 0.0
     finally:
         await client.disconnect()
         await server_lab.stop()

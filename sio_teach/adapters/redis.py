@@ -98,12 +98,15 @@ def _js_dates(value: Any) -> Any:
     return value
 
 
-def _decode(data: bytes) -> Any:
-    """A request or a response: "if the buffer starts with a '{' character" JSON, else msgpack."""
-    if data[:1] == b"{":
-        return json.loads(data)
+def _unpack(data: bytes) -> Any:
+    """msgpack as notepack.io writes it (``undefined`` as None, a Date as its JSON string)."""
     value = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext)
     return _js_dates(value) if any(mark in data for mark in _TIMESTAMPS) else value
+
+
+def _decode(data: bytes) -> Any:
+    """A request or a response: "if the buffer starts with a '{' character" JSON, else msgpack."""
+    return json.loads(data) if data[:1] == b"{" else _unpack(data)
 
 
 def _json(value: Any) -> str:

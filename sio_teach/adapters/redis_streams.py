@@ -69,10 +69,10 @@ from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter, Send
 from sio_teach.adapters.redis import (
     RedisAdapter,
     RequestType,
-    _ext,
     _opts,
     _packet,
     _raw_opts,
+    _unpack,
 )
 from sio_teach.adapters.redis_base import FAILURES, MAY_CONTAIN_BINARY, OUTBOX_LIMIT, MessageType
 from sio_teach.sio.packet import Packet, PacketType, has_binary
@@ -158,10 +158,6 @@ def redis_streams_adapter(
 
 def _msgpack(value: Any) -> bytes:
     return msgpack.packb(value, use_bin_type=True, default=str)
-
-
-def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext)
 
 
 def encode_entry(message: dict[str, Any]) -> dict[str, str]:

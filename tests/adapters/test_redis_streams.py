@@ -364,3 +364,24 @@ async def test_the_conformance_app_runs_on_the_streams_adapter_with_recovery(
         assert value == "x" and re.fullmatch(r"\d+-\d+", offset)  # an id of the stream
     finally:
         await live.stop()
+
+
+def test_a_javascript_date_in_an_entry_is_read_as_its_json_string() -> None:
+    """A Node node's broadcast carrying a Date: notepack.io writes it as a msgpack timestamp; our
+    node reads the string JSON.stringify would give (what that node's own clients receive), so
+    it can send it on as JSON."""
+    data = {
+        "packet": {
+            "type": 2,
+            "nsp": "/",
+            "data": ["at", msgpack.Timestamp(1_700_000_000, 5_000_000)],
+        }
+    }
+    fields = {
+        "uid": "node-js",
+        "nsp": "/",
+        "type": "3",
+        "data": base64.b64encode(msgpack.packb(data)).decode(),
+    }
+    message = decode_entry(fields)
+    assert message["data"]["packet"]["data"] == ["at", "2023-11-14T22:13:20.005Z"]
