@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import socketio
 
+from sio_teach.examples import conformance as conformance_app
 from tests.conftest import LiveServer
-from tests.sio.conftest import interop_server
+from tests.sio.conftest import RELAXED_HEARTBEAT, interop_server
 
 pytestmark = pytest.mark.usefixtures("no_server_errors")
 
@@ -211,3 +212,34 @@ async def test_python_socketio_broadcast_between_clients(serve, clients) -> None
         assert await client.call("message-with-ack", "sync", timeout=WAIT) == "sync"
     assert inboxes[0].queue("broadcast-message").empty()
     assert inboxes[2].queue("room-message").empty()
+
+
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
+async def test_python_socketio_client_with_the_msgpack_serializer(
+    serve, clients, transport: str
+) -> None:
+    """python-socketio's ``serializer="msgpack"`` against ``Server(parser="msgpack")``: the same
+    app (the conformance app's events) with JSON and binary data, acks both ways."""
+    sio = conformance_app.socketio_server(parser="msgpack", **RELAXED_HEARTBEAT)
+    live = await serve(sio.routes("/socket.io/"), engines=[sio.engine])
+    client = socketio.AsyncClient(reconnection=False, serializer="msgpack")
+    clients.append(client)
+    main = Inbox()
+    main.listen(client, "/", "auth", "message-back", "callback-ack")
+
+    @client.on("callback", namespace="/")
+    def on_callback(*args: Any) -> tuple:
+        return (b"\x07\x08", {"z": 1})  # a binary ACK, in msgpack
+
+    await asyncio.wait_for(
+        client.connect(
+            live.base_url, transports=TRANSPORTS[transport], auth={"k": b"\x00"}, wait_timeout=WAIT
+        ),
+        WAIT,
+    )
+    assert await main.get("auth") == ({"k": b"\x00"},)
+    await client.emit("message", ("text", b"\x01\x02", {"n": [1, 2.5, None]}))
+    assert await main.get("message-back") == ("text", b"\x01\x02", {"n": [1, 2.5, None]})
+    assert await client.call("message-with-ack", ("a", b"\x03"), timeout=WAIT) == ("a", b"\x03")
+    await client.emit("call-me-back", b"\x05")
+    assert await main.get("callback-ack") == (b"\x07\x08", {"z": 1})
