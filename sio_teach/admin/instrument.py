@@ -283,8 +283,16 @@ class Admin(Observer):
         if not self.development:
             return
         eio = socket.conn.eio
-        if isinstance(socket.data, dict):  # what another node's fetch_sockets() will see
-            socket.data["_admin"] = protocol.admin_data(eio.sid, eio.transport, self.clock())
+        if isinstance(socket.data, dict):
+
+            def changed() -> None:  # the application changed socket.data: the UI shows it
+                data = protocol.public_data(socket.data)
+                self.emit("socket_updated", {"id": socket.id, "nsp": socket.nsp.name, "data": data})
+
+            socket.data = protocol.WatchedData(socket.data, changed)
+            # what another node's fetch_sockets() will see (not watched, as in the package)
+            admin = protocol.admin_data(eio.sid, eio.transport, self.clock())
+            dict.__setitem__(socket.data, "_admin", admin)
         serialized = protocol.serialize(
             socket.id, socket.nsp.name, socket.handshake, socket.rooms, socket.data
         )

@@ -23,6 +23,7 @@ and may send ``emit(nsp, filter, event, *args)``, ``join(nsp, room, filter)``,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -103,6 +104,32 @@ def serialize(
         },
         "rooms": sorted(rooms),
     }
+
+
+class WatchedData(dict):  # type: ignore[type-arg]
+    """``socket.data`` while the Admin UI watches (development mode): a dict that calls
+    ``changed()`` after each assignment or deletion, in it or in a dict stored in it (the
+    package's ``Proxy`` on ``socket.data``, whose ``set`` emits ``socket_updated``)."""
+
+    def __init__(self, data: dict[str, Any], changed: Callable[[], None]) -> None:
+        self.changed = changed
+        super().__init__({key: self._watch(value) for key, value in data.items()})
+
+    def _watch(self, value: Any) -> Any:
+        return WatchedData(value, self.changed) if isinstance(value, dict) else value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, self._watch(value))
+        self.changed()
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        self.changed()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            super().__setitem__(key, self._watch(value))
+        self.changed()
 
 
 def public_data(data: Any) -> dict[str, Any]:

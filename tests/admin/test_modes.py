@@ -95,3 +95,30 @@ async def test_the_conformance_app_admin_flag(listen: Any) -> None:
     ui = await listen(app, {"username": "admin", "password": "changeit"})
     assert (await ui.until("session"))[0]
     assert "ALL_EVENTS" in (await ui.until("config"))[0]["supportedFeatures"]
+
+
+async def test_a_change_of_socket_data_is_reported_as_socket_updated(listen: Any) -> None:
+    """Development mode: assigning in ``socket.data`` (or in a dict stored in it) sends
+    ``socket_updated`` with the socket's data, ``_admin`` left out, as the package's Proxy does."""
+    sio = Server()
+    sio.instrument(auth=None, mode="development")
+
+    @sio.on("set-name")
+    def set_name(socket: Any, name: str) -> str:
+        socket.data["profile"] = {"name": name}
+        socket.data["profile"]["seen"] = 1  # a nested dict is watched too
+        return "ok"
+
+    ui = await listen(sio)
+    user = Client(ui.client.url, transports=("websocket",), reconnection=False)
+    await user.connect(timeout=WAIT)
+    assert await user.emit_with_ack("set-name", "ada", timeout=WAIT) == "ok"
+    async with asyncio.timeout(WAIT):
+        while len(updates := [a[0] for n, a in ui.events if n == "socket_updated"]) < 2:
+            await asyncio.sleep(0.01)
+    assert updates == [
+        {"id": user.id, "nsp": "/", "data": {"profile": {"name": "ada"}}},
+        {"id": user.id, "nsp": "/", "data": {"profile": {"name": "ada", "seen": 1}}},
+    ]
+    await user.disconnect()
+    sio.close()
