@@ -4,6 +4,7 @@
 #   make demo   set up, then a server and a client on 127.0.0.1 with the live packet trace
 #   make install       set up only;   make system-deps   optional system packages (needs root)
 #   make bench  set up, then the benchmark against python-socketio and Node (a few minutes)
+#   make soak   set up, then the full soak and the 2,000-client heartbeat hold (a few minutes)
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
@@ -11,7 +12,7 @@ UV      := $(VENV)/bin/uv
 PYTHON3 ?= python3
 NBVAL   := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: install test lab demo bench lint system-deps clean
+.PHONY: install test lab demo bench soak lint system-deps clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -40,6 +41,11 @@ demo: install
 bench: install
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.plot
+
+# the full forms of what `make test` runs short: the soak, and 2,000 clients on a fast heartbeat
+soak: install
+	$(PY) -m benchmarks.soak
+	$(PY) -m benchmarks.heartbeat_hold --servers ours --clients 2000 --hold 20
 
 lint: install
 	$(PY) -m ruff check sio_teach tests
