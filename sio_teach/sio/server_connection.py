@@ -243,12 +243,11 @@ class ServerConnection:
         heap = self._deadlines
         while heap and self._acks.get((heap[0][1], heap[0][2])) != heap[0][0]:
             heapq.heappop(heap)  # answered, or its namespace ended: forget it
-        deadlines = [
-            self._connect_deadline,
-            self._attachments_deadline,
-            heap[0][0] if heap else None,
-        ]
-        return min((t for t in deadlines if t is not None), default=None)
+        soonest = heap[0][0] if heap else None
+        for t in (self._connect_deadline, self._attachments_deadline):
+            if t is not None and (soonest is None or t < soonest):
+                soonest = t
+        return soonest
 
     def handle_timeout(self, now: float) -> None:
         """Run what is due: close a connection that never connected, expire ack deadlines."""
@@ -269,7 +268,9 @@ class ServerConnection:
 
     def events(self) -> list[ServerEvent]:
         """What happened since the last call, in order, for the shell."""
-        events, self._events = self._events, []
+        events = self._events
+        if events:  # (an empty list is handed out as it is: nothing to allocate per message)
+            self._events = []
         return events
 
     # -- internals ----------------------------------------------------------------------------
