@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 from redis.asyncio.client import PubSub
 
-from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter, OnAck, OnCount, Send
+from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter, Send
 from sio_teach.adapters.redis_base import RedisBaseAdapter
 from sio_teach.sio.packet import Packet, PacketType
 
@@ -253,7 +253,8 @@ class RedisAdapter(RedisBaseAdapter):
 
         ack_id = self.namespace.next_ack_id()  # type: ignore[union-attr]
         packet = Packet(PacketType.EVENT, self.nsp, request["packet"]["data"], ack_id)
-        super().broadcast_with_ack(packet, _opts(request["opts"]), on_count, on_ack)
+        # this node's sockets only (the asking node asked the others itself)
+        MemoryAdapter.broadcast_with_ack(self, packet, _opts(request["opts"]), on_count, on_ack)
 
     def _on_response(self, response: dict[str, Any]) -> None:
         rid, kind = response.get("requestId"), response.get("type")
@@ -300,20 +301,11 @@ class RedisAdapter(RedisBaseAdapter):
             self._publish(channel, _pack([self.uid, _packet(packet), _raw_opts(opts)]))
         return sids
 
-    def broadcast_with_ack(
-        self,
-        packet: Packet,
-        opts: BroadcastOptions,
-        on_count: OnCount,
-        on_ack: OnAck,
-        timeout: float | None = None,
+    def _ask_acks(
+        self, packet: Packet, opts: BroadcastOptions, rid: str, timeout: float | None
     ) -> None:
-        if not opts.flags.get("local"):
-            rid = self._expect_acks(on_count, on_ack, timeout)
-            raw_opts = _raw_opts(opts, timeout=timeout)
-            body = {"requestId": rid, "type": RequestType.BROADCAST, "packet": _packet(packet)}
-            self._request({**body, "opts": raw_opts}, _pack)
-        super().broadcast_with_ack(packet, opts, on_count, on_ack, timeout)
+        body = {"requestId": rid, "type": RequestType.BROADCAST, "packet": _packet(packet)}
+        self._request({**body, "opts": _raw_opts(opts, timeout=timeout)}, _pack)
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
         found = await super().fetch_sockets(opts)

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 
 from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter, OnAck, OnCount, Send
 from sio_teach.errors import AckTimeoutError
+from sio_teach.sio.packet import Packet
 from sio_teach.tasks import spawn
 
 log = logging.getLogger("sio_teach.adapters.redis")
@@ -128,6 +129,27 @@ class RedisBaseAdapter(MemoryAdapter):
     def _tell(self, opts: BroadcastOptions, kind: int, **body: Any) -> None:
         """Tell the other nodes what to do with their sockets matching ``opts`` (no answer)."""
         raise NotImplementedError
+
+    def _ask_acks(
+        self, packet: Packet, opts: BroadcastOptions, rid: str, timeout: float | None
+    ) -> None:
+        """Ask the other nodes to send ``packet`` to their sockets matching ``opts`` and to answer
+        under request id ``rid`` with their client count and their clients' ACKs."""
+        raise NotImplementedError
+
+    def broadcast_with_ack(
+        self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        on_count: OnCount,
+        on_ack: OnAck,
+        timeout: float | None = None,
+    ) -> None:
+        """This node's sockets as :class:`MemoryAdapter` does, and (unless ``local``) the other
+        nodes' through Redis: their counts and ACKs arrive under one request id."""
+        if not opts.flags.get("local"):
+            self._ask_acks(packet, opts, self._expect_acks(on_count, on_ack, timeout), timeout)
+        super().broadcast_with_ack(packet, opts, on_count, on_ack, timeout)
 
     # -- running -------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from redis.asyncio.client import PubSub
 
-from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter, OnAck, OnCount, Send
+from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter, Send
 from sio_teach.adapters.redis import _decode, _details, _opts, _pack, _packet, _raw_opts
 from sio_teach.adapters.redis_base import (
     FAILURES,
@@ -260,7 +260,8 @@ class ShardedRedisAdapter(RedisBaseAdapter):
 
         ack_id = self.namespace.next_ack_id()  # type: ignore[union-attr]
         packet = Packet(PacketType.EVENT, self.nsp, data["packet"]["data"], ack_id)
-        super().broadcast_with_ack(packet, _opts(data["opts"]), on_count, on_ack)
+        # this node's sockets only (the asking node asked the others itself)
+        MemoryAdapter.broadcast_with_ack(self, packet, _opts(data["opts"]), on_count, on_ack)
 
     def _on_response(self, response: dict[str, Any]) -> None:
         """An answer to one of our requests (``ClusterAdapter.onResponse``)."""
@@ -286,21 +287,11 @@ class ShardedRedisAdapter(RedisBaseAdapter):
         self._tell(opts, MessageType.BROADCAST, packet=_packet(packet))
         return sids
 
-    def broadcast_with_ack(
-        self,
-        packet: Packet,
-        opts: BroadcastOptions,
-        on_count: OnCount,
-        on_ack: OnAck,
-        timeout: float | None = None,
+    def _ask_acks(
+        self, packet: Packet, opts: BroadcastOptions, rid: str, timeout: float | None
     ) -> None:
-        if not opts.flags.get("local"):
-            rid = self._expect_acks(on_count, on_ack, timeout)
-            data = {"packet": _packet(packet), "requestId": rid}
-            self._send_message(
-                MessageType.BROADCAST, {**data, "opts": _raw_opts(opts, True, timeout)}
-            )
-        super().broadcast_with_ack(packet, opts, on_count, on_ack, timeout)
+        data = {"packet": _packet(packet), "requestId": rid}
+        self._send_message(MessageType.BROADCAST, {**data, "opts": _raw_opts(opts, True, timeout)})
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
         found = await super().fetch_sockets(opts)
