@@ -42,7 +42,8 @@ HOST = "127.0.0.1"
 ADAPTERS = ("pubsub", "sharded", "streams")
 NGINX_PLACES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
 
-NGINX_CONFIG = """
+# an nginx of our own, everything under {dir}; the ``http`` block is left open for what follows
+NGINX_PREAMBLE = """
 worker_processes 1;
 error_log {dir}/error.log;
 pid {dir}/nginx.pid;
@@ -54,7 +55,11 @@ http {{
   fastcgi_temp_path {dir}/fastcgi;
   uwsgi_temp_path {dir}/uwsgi;
   scgi_temp_path {dir}/scgi;
-  upstream sticky {{
+"""
+
+NGINX_CONFIG = (
+    NGINX_PREAMBLE
+    + """  upstream sticky {{
     ip_hash;
 {servers}
   }}
@@ -79,6 +84,7 @@ http {{
   }}
 }}
 """
+)
 
 
 def find_nginx() -> str | None:

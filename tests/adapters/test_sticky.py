@@ -11,7 +11,6 @@ nginx comes from ``make system-deps``; without it these tests are skipped, namin
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -22,29 +21,18 @@ from typing import Any
 import pytest
 import tornado.httpclient
 
+from sio_teach.cluster import NGINX_PREAMBLE, find_nginx
 from tests.adapters.conftest import WAIT
 from tests.conftest import free_port
 
-NGINX = shutil.which("nginx") or next(
-    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
-)
+NGINX = find_nginx()
 pytestmark = pytest.mark.skipif(
     NGINX is None, reason="`nginx` binary not found (run `make system-deps` as root)"
 )
 
-CONFIG = """
-worker_processes 1;
-error_log {dir}/error.log;
-pid {dir}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  upstream nodes {{
+CONFIG = (
+    NGINX_PREAMBLE
+    + """  upstream nodes {{
     {balance}
     server 127.0.0.1:{a};
     server 127.0.0.1:{b};
@@ -61,6 +49,7 @@ http {{
   }}
 }}
 """
+)
 
 
 @pytest.fixture
