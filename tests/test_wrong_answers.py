@@ -1,11 +1,12 @@
-"""Known-wrong answers to the notebooks' exercises must fail their check cells, helpfully.
+"""The exercises' check cells have teeth: a known-wrong answer fails, and says why.
 
-``notebooks/wrong_answers/NN-name.json`` maps the id of an exercise's solution cell to a list of
-wrong answers, each ``{"why": ..., "answer": ...}``: code that takes the place of the solution
-block (between ``# BEGIN SOLUTION`` and ``# END SOLUTION``). Each round puts one wrong answer in
-each exercise of the notebook, runs it with nbclient, and expects the wrong answer's cell to run
-and the exercise's check cell (the next cell tagged ``check``) to fail with a message that says
-what it ``expected``. An empty or placeholder answer belongs in the list too: it must never pass.
+``notebooks/wrong_answers.json`` lists, per instructor notebook, wrong answers to its
+exercises (an empty one and a plausible mistake each). This module runs each notebook in one
+kernel, cell by cell; before a solution cell, it runs every wrong answer listed for it (the
+solution block replaced, as ``make_student.py`` replaces it for the student copy) followed by the
+exercise's check cell, which must fail with an ``AssertionError`` whose message says what it
+expected and what it got. Then it runs the real solution and goes on. (A student copy's
+``raise NotImplementedError`` is checked by ``tests/test_notebooks.py``.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import copy
 import json
 import pathlib
-import textwrap
+import re
+from typing import Any
 
 import nbformat
 import pytest
@@ -21,59 +23,74 @@ from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-WRONG = sorted((NOTEBOOKS / "wrong_answers").glob("*.json"))
+WRONG = json.loads((NOTEBOOKS / "wrong_answers.json").read_text())["notebooks"]
+SOLUTION = re.compile(
+    r"^([ \t]*)# BEGIN SOLUTION[^\n]*\n.*?^[ \t]*# END SOLUTION[^\n]*$", re.M | re.S
+)
+SAYS_WHY = re.compile(r"expected .+ got |got .+ expected ", re.S)  # both, in either order
 
 
-def with_answers(
-    nb: nbformat.NotebookNode, answers: dict[str, str]
-) -> tuple[nbformat.NotebookNode, dict[str, str]]:
-    """A copy of an instructor notebook whose solution blocks hold ``answers`` (by cell id),
-    outputs cleared; and, for each answered cell, the id of its check cell."""
-    import make_student  # notebooks/make_student.py (on sys.path, see below)
+def with_answer(source: str, answer: str | list[str]) -> str:
+    """``source`` with its solution blocks replaced by ``answer`` (one string per block),
+    indented as the markers are."""
+    answers = iter([answer] if isinstance(answer, str) else answer)
 
-    nb = copy.deepcopy(nb)
-    checks, order = {}, [cell.id for cell in nb.cells]
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-        if cell.id in answers:
+    def replace(match: re.Match[str]) -> str:
+        indent = match.group(1)
+        return "\n".join(indent + line if line else line for line in next(answers).splitlines())
 
-            def wrong(match: object, answer: str = answers[cell.id]) -> str:
-                return textwrap.indent(answer, match.group(1))  # type: ignore[attr-defined]
-
-            cell.source = make_student.SOLUTION.sub(wrong, cell.source)
-            following = nb.cells[order.index(cell.id) + 1 :]
-            checks[cell.id] = next(c.id for c in following if "check" in c.metadata.get("tags", []))
-        if "check" in cell.metadata.get("tags", []):
-            cell.metadata["tags"] = [*cell.metadata["tags"], "raises-exception"]
-    return nb, checks
+    return SOLUTION.sub(replace, source)
 
 
-@pytest.mark.parametrize("path", WRONG, ids=[p.stem for p in WRONG])
-def test_wrong_answers_fail_their_checks(
-    path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.syspath_prepend(str(NOTEBOOKS))
-    instructor = NOTEBOOKS / f"{path.stem}.ipynb"
-    assert instructor.exists(), f"{path.name}: no notebook {instructor.name}"
-    wrong: dict[str, list[dict[str, str]]] = json.loads(path.read_text())
-    nb = nbformat.read(instructor, as_version=4)
-    ids = {cell.id for cell in nb.cells if "# BEGIN SOLUTION" in cell.source}
-    assert set(wrong) == ids, f"{path.name}: every exercise needs wrong answers, and only those"
-    assert all(wrong.values()), f"{path.name}: an exercise without a wrong answer"
-    for round_ in range(max(len(answers) for answers in wrong.values())):
-        chosen = {cid: answers[round_] for cid, answers in wrong.items() if round_ < len(answers)}
-        run, checks = with_answers(nb, {cid: a["answer"] for cid, a in chosen.items()})
-        NotebookClient(
-            run, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
-        ).execute()
-        cells = {cell.id: cell for cell in run.cells}
-        for cid, answer in chosen.items():
-            label = f"{path.stem} {cid}, wrong answer ({answer['why']})"
-            ran = [o for o in cells[cid].outputs if o.output_type == "error"]
-            assert not ran, f"{label}: the answer itself raised {ran[0].ename}: {ran[0].evalue}"
-            errors = [o for o in cells[checks[cid]].outputs if o.output_type == "error"]
-            assert errors, f"{label}: the check cell passed"
-            assert "expected" in errors[0].evalue, (
-                f"{label}: the check's message does not say what it expected: {errors[0].evalue!r}"
-            )
+def run(client: NotebookClient, cell: Any, index: int) -> Any:
+    """Execute ``cell`` (a copy, allowed to fail) in the running kernel; return its error or None."""
+    cell = copy.deepcopy(cell)
+    cell.metadata["tags"] = [*cell.metadata.get("tags", []), "raises-exception"]
+    cell.outputs = []
+    client.execute_cell(cell, index)
+    return next((o for o in cell.outputs if o.output_type == "error"), None)
+
+
+def test_every_exercise_has_wrong_answers() -> None:
+    for name, answers in WRONG.items():
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        cells = {cell.get("id"): cell for cell in nb.cells}
+        checks = {c.get("id") for c in nb.cells if "check" in c.metadata.get("tags", [])}
+        assert {a["check"] for a in answers} == checks, f"{name}: every check cell, and only them"
+        for answer in answers:
+            source = cells[answer["solution"]].source
+            blocks = len(SOLUTION.findall(source))
+            given = [answer["answer"]] if isinstance(answer["answer"], str) else answer["answer"]
+            assert blocks == len(given), f"{name} {answer['solution']}: one answer per block"
+            same = [a["why"] for a in answers if a["check"] == answer["check"]]
+            assert any(why.startswith("empty") for why in same), f"{name}: an empty answer too"
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_wrong_answers_fail_and_say_why(name: str) -> None:
+    path = NOTEBOOKS / name
+    nb = nbformat.read(path, as_version=4)
+    cells = {cell.get("id"): cell for cell in nb.cells}
+    by_solution: dict[str, list[dict[str, Any]]] = {}
+    for answer in WRONG[name]:
+        by_solution.setdefault(answer["solution"], []).append(answer)
+    client = NotebookClient(
+        nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
+    problems = []
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            for answer in by_solution.get(cell.get("id"), []):
+                wrong = copy.deepcopy(cell)
+                wrong.source = with_answer(cell.source, answer["answer"])
+                run(client, wrong, index)  # a wrong answer may fail on its own: the check must
+                error = run(client, cells[answer["check"]], index + 1)
+                said = "" if error is None else f"{error.ename}: {error.evalue}"
+                if error is None or error.ename != "AssertionError" or not SAYS_WHY.search(said):
+                    problems.append(f"{answer['check']} with {answer['why']!r}: {said or 'passed'}")
+            client.execute_cell(cell, index)  # the real cell; an error here fails the test
+    assert not problems, f"{name}: check cells that do not fail with 'expected …, got …':\n" + (
+        "\n".join(problems)
+    )
