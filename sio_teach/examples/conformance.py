@@ -27,6 +27,7 @@ import logging
 
 import tornado.web
 
+from sio_teach.cluster import adapter_factory
 from sio_teach.examples import run, stop_on_signals
 from sio_teach.server import Server, Socket
 from sio_teach.transports.eio_server import EngineServer, EngineSocket
@@ -113,6 +114,10 @@ def socketio_server(**options: object) -> Server:
     return sio
 
 
+# --adapter URL scheme -> the adapter (``cluster.adapter_factory``; each needs the `redis` extra)
+ADAPTER_SCHEMES = {"redis": "pubsub", "redis-sharded": "sharded", "redis-streams": "streams"}
+
+
 def make_app(
     adapter: str | None = None,
     recovery: bool = False,
@@ -130,19 +135,11 @@ def make_app(
         "per_message_deflate": per_message_deflate,
         "parser": parser,
     }
-    if adapter and adapter.startswith("redis-streams://"):
-        from sio_teach.adapters.redis_streams import redis_streams_adapter
-
-        options["adapter"] = redis_streams_adapter("redis://" + adapter[len("redis-streams://") :])
-    elif adapter and adapter.startswith("redis-sharded://"):  # sharded Pub/Sub, Redis 7+
-        from sio_teach.adapters.redis_sharded import redis_sharded_adapter
-
-        url = "redis://" + adapter.removeprefix("redis-sharded://")
-        options["adapter"] = redis_sharded_adapter(url)
-    elif adapter:  # the node subscribes in the background, soon after the loop runs
-        from sio_teach.adapters.redis import redis_adapter  # needs the `redis` extra
-
-        options["adapter"] = redis_adapter(adapter)
+    if adapter:  # one node of a cluster: it subscribes in the background, once the loop runs
+        scheme, _, address = adapter.partition("://")
+        if scheme not in ADAPTER_SCHEMES:
+            raise ValueError(f"--adapter {adapter!r}: one of {', '.join(ADAPTER_SCHEMES)}://…")
+        options["adapter"] = adapter_factory(ADAPTER_SCHEMES[scheme], "redis://" + address)
     sio = socketio_server(**options)
     if admin:  # needs the `admin` extra (bcrypt)
         from sio_teach.admin import hash_password
