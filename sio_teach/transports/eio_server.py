@@ -16,11 +16,11 @@ Mount it on any Tornado application (and serve it with the limits of ``transport
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -68,7 +68,7 @@ class EngineSocket:
         self.on_message: Callable[[str | bytes], None] = lambda data: None
         self.on_close: Callable[[str], None] = lambda reason: None
         self.on_upgrade: Callable[[], None] = lambda: None
-        self.get_waiter: asyncio.Future[None] | None = None  # the pending long-poll GET
+        self.get_waiter: EngineRequest | None = None  # the long-polling GET held for a payload
         self.pushing = False  # a POST body is being read
         self.ws: EngineHandler | None = None  # the WebSocket once upgraded (or opened on it)
         self.probe: EngineHandler | None = None  # a WebSocket that is probing
@@ -150,8 +150,7 @@ class EngineSocket:
             for packet in self.session.take_outgoing():
                 self.ws.write_packet(packet)
         elif self.get_waiter is not None and self.session.polling_ready():
-            if not self.get_waiter.done():
-                self.get_waiter.set_result(None)
+            self.get_waiter.wake()
 
     def _arm_timer(self, deadline: float | None) -> None:
         """Note the session's next deadline. A new entry goes on the server's timer only when the
@@ -332,12 +331,17 @@ class EngineServer(EngineEvents):
         without it when ``add_trailing_slash`` is false, as the official client then asks).
         ``websocket_handler`` and ``request_class`` (subclasses of :class:`EngineHandler` and
         ``polling.EngineRequest``, with ``handler_kwargs``) are for injecting faults."""
-        path = path.rstrip("/") + ("/" if self.add_trailing_slash else "/?")
+        base = path.rstrip("/")
+        paths = (base + "/",) if self.add_trailing_slash else (base + "/", base)
         handler = websocket_handler or EngineHandler
-        return [(path, EngineRouter(self, handler, request_class, **handler_kwargs))]
+        router = EngineRouter(self, paths, handler, request_class, **handler_kwargs)
+        return [(base + ("/" if self.add_trailing_slash else "/?"), router)]
 
-    def now(self) -> float:
-        return tornado.ioloop.IOLoop.current().time()
+    @staticmethod
+    def now() -> float:
+        """The clock of Tornado's timers (``IOLoop.time()``, which ``IOLoop.call_at`` counts in:
+        ``time.time()``), read without looking up the current IOLoop."""
+        return time.time()
 
     def open_session(self, transport: str, request: HTTPServerRequest) -> EngineSocket:
         sid = self.sid_factory()

@@ -32,6 +32,8 @@ import tornado.ioloop
 import tornado.netutil
 import tornado.web
 
+from sio_teach.transports.polling import EngineFirst
+
 log = logging.getLogger("sio_teach.http")
 
 OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -59,6 +61,8 @@ class HTTPServer(tornado.httpserver.HTTPServer):
     ) -> None:
         options.setdefault("idle_connection_timeout", limits.header_timeout)
         options.setdefault("body_timeout", limits.body_timeout)
+        if isinstance(request_callback, tornado.web.Application):  # its Engine.IO paths first
+            request_callback = EngineFirst(request_callback)
         super().initialize(request_callback, **options)
         self.limits = limits
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)

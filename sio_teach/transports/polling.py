@@ -31,9 +31,12 @@ from typing import TYPE_CHECKING, Any
 import tornado.iostream
 import tornado.routing
 import tornado.web
+from tornado.escape import parse_qs_bytes
 from tornado.httputil import (
+    HTTPConnection,
     HTTPHeaders,
     HTTPMessageDelegate,
+    HTTPServerConnectionDelegate,
     HTTPServerRequest,
     RequestStartLine,
     ResponseStartLine,
@@ -47,6 +50,7 @@ from sio_teach.transports import compression
 from sio_teach.transports.engine_events import RequestRefused
 
 if TYPE_CHECKING:
+    from sio_teach.eio.packet import Packet as EioPacket
     from sio_teach.transports.eio_server import EngineServer, EngineSocket
 
 PACKETS_PER_SLICE = 2000  # a POST body is delivered in slices of this many packets
@@ -125,11 +129,13 @@ class EngineRouter(tornado.routing.Router):
     def __init__(
         self,
         engine: EngineServer,
+        paths: tuple[str, ...],
         websocket_handler: type[tornado.web.RequestHandler],
         request_class: type[EngineRequest] | None = None,
         **handler_kwargs: Any,
     ) -> None:
         self.engine = engine
+        self.paths = paths  # the paths it serves (for EngineFirst)
         self.request_class = request_class or EngineRequest
         self.websocket_handler = websocket_handler
         self.handler_kwargs = {"engine": engine, **handler_kwargs}
@@ -138,6 +144,69 @@ class EngineRouter(tornado.routing.Router):
 
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> HTTPMessageDelegate:
         return self.request_class(self, request)
+
+
+class EngineFirst(HTTPServerConnectionDelegate):
+    """An application whose Engine.IO paths are found first, in a dict: what ``http.HTTPServer``
+    serves. Tornado's ``Application`` tries its rules one by one (a regular expression and a few
+    calls each), and its request deep-copies the parsed query; a long-poll makes two requests per
+    message, so the Engine.IO path is served without either."""
+
+    def __init__(self, app: tornado.web.Application) -> None:
+        self.app = app
+        self.engines = {  # path -> its EngineRouter, from what EngineServer.routes() mounted
+            path: rule.target
+            for rule in app.wildcard_router.rules
+            if isinstance(rule.target, EngineRouter)
+            for path in rule.target.paths
+        }
+
+    def start_request(
+        self, server_conn: object, request_conn: HTTPConnection
+    ) -> EngineFirstRequest:
+        return EngineFirstRequest(self, server_conn, request_conn)
+
+
+class EngineFirstRequest(HTTPMessageDelegate):
+    """One request given to :class:`EngineFirst`: to an :class:`EngineRequest` if its path is an
+    Engine.IO one, to the application otherwise (``tornado.routing``'s delegate does the same)."""
+
+    def __init__(self, front: EngineFirst, server_conn: object, connection: HTTPConnection) -> None:
+        self.front, self.server_conn, self.connection = front, server_conn, connection
+        self.delegate: HTTPMessageDelegate | None = None
+
+    def headers_received(
+        self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
+    ) -> Awaitable[None] | None:
+        assert isinstance(start_line, RequestStartLine)
+        path, _, query = start_line.path.partition("?")
+        engine = self.front.engines.get(path)
+        if engine is None:
+            self.delegate = self.front.app.start_request(self.server_conn, self.connection)
+        else:  # Tornado's request, made without a query (which it would parse, then copy)
+            bare = RequestStartLine(start_line.method, path, start_line.version)
+            request = HTTPServerRequest(
+                connection=self.connection,
+                start_line=bare,
+                headers=headers,
+                server_connection=self.server_conn,
+            )
+            request.uri, request.query = start_line.path, query
+            request.arguments = request.query_arguments = parse_qs_bytes(query, True)
+            self.delegate = engine.find_handler(request)
+        return self.delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        assert self.delegate is not None
+        return self.delegate.data_received(chunk)
+
+    def finish(self) -> None:
+        assert self.delegate is not None
+        self.delegate.finish()
+
+    def on_connection_close(self) -> None:
+        if self.delegate is not None:
+            self.delegate.on_connection_close()
 
 
 class EngineRequest(HTTPMessageDelegate):
@@ -152,6 +221,8 @@ class EngineRequest(HTTPMessageDelegate):
         self.socket: EngineSocket | None = None
         self.chunks: list[bytes] | None = None  # the body of an accepted POST, as it arrives
         self.websocket: HTTPMessageDelegate | None = None  # the WebSocket handler, if it is one
+        self.extra: list[tuple[str, str]] = []  # headers of the answer beside the usual ones
+        self.woken = False  # a held GET has been told to answer (wake())
 
     # -- what Tornado's HTTP server calls ---------------------------------------------------
 
@@ -200,9 +271,9 @@ class EngineRequest(HTTPMessageDelegate):
         elif self.request.method == "OPTIONS":
             self.preflight()
         elif self.verdict is Verdict.PUSH:
-            spawn(self.post(), "a long-polling POST")
+            self.post()
         elif self.verdict in (Verdict.HANDSHAKE, Verdict.POLL):
-            spawn(self.poll(), "a long-polling GET")
+            self.poll()
 
     def on_connection_close(self) -> None:
         """The client went away while its request was being read (a POST cut off mid-body)."""
@@ -241,22 +312,37 @@ class EngineRequest(HTTPMessageDelegate):
         ]
         self.answer(204, b"", "text/html; charset=UTF-8", allowed)
 
-    async def poll(self) -> None:
-        """A long-polling GET: the handshake's open packet, or a wait for what the session has."""
-        engine, request = self.engine, self.request
-        socket, extra = self.socket, []
+    def poll(self) -> None:
+        """A long-polling GET: the handshake's open packet at once; else what the session has, at
+        once or, held, when a packet is due (the socket wakes it: :meth:`wake`)."""
+        engine = self.engine
+        socket, extra = self.socket, self.extra
         if socket is None:  # a handshake: the open packet is queued, answered at once below
-            socket = self.socket = engine.open_session("polling", request)
+            socket = self.socket = engine.open_session("polling", self.request)
             if engine.cookie:
                 cookie = f"{engine.cookie}={socket.sid}; Path=/; HttpOnly; SameSite=Lax"
                 extra.append(("Set-Cookie", cookie))
         if engine.tracer.enabled:
             engine.tracer.request(socket.sid, "GET", "opened")
-        if not socket.session.polling_ready():
-            socket.get_waiter = asyncio.get_running_loop().create_future()
+        if socket.session.polling_ready():
+            self.respond()
+        else:
+            socket.get_waiter = self
             self.connection.set_close_callback(self.client_left)  # type: ignore[attr-defined]
             socket.after()  # a packet may be due already
-            await socket.get_waiter
+
+    def wake(self) -> None:
+        """The session has a payload for this held GET: answer it at the loop's next iteration,
+        so that what the application sends in this one (a reply, a broadcast…) goes with it."""
+        if not self.woken:
+            self.woken = True
+            asyncio.get_running_loop().call_soon(self.respond)
+
+    def respond(self) -> None:
+        """Answer the GET with the session's payload (gzip/deflate when large and accepted)."""
+        engine, request, socket = self.engine, self.request, self.socket
+        assert socket is not None
+        if socket.get_waiter is self:
             socket.get_waiter = None
             if self.connection.stream is None or self.connection.stream.closed():  # type: ignore[attr-defined]
                 return  # the client left: the packets stay queued for its next GET
@@ -264,6 +350,7 @@ class EngineRequest(HTTPMessageDelegate):
         if engine.tracer.enabled:
             engine.tracer.record_payload(socket.sid, ">", "GET", body)
         socket.after()
+        extra = self.extra
         extra += engine.response_headers(request, initial=self.verdict is Verdict.HANDSHAKE)
         data, options = body.encode(), engine.http_compression
         encoding = compression.http_encoding(
@@ -279,35 +366,59 @@ class EngineRequest(HTTPMessageDelegate):
 
     def client_left(self) -> None:
         """The client of a held GET closed its connection: wake the GET, which writes nothing."""
-        socket = self.socket
-        if socket is not None and socket.get_waiter is not None and not socket.get_waiter.done():
-            socket.get_waiter.set_result(None)
+        if self.socket is not None and self.socket.get_waiter is self:
+            self.wake()
 
-    async def post(self) -> None:
-        """A POST's body: its packets, delivered to the session in slices, then ``ok``."""
+    def post(self) -> None:
+        """A POST's body: its packets, delivered to the session, then ``ok``. A body of many
+        small packets goes in slices, with other clients served in between (:meth:`slices`)."""
         engine, socket = self.engine, self.socket
         assert socket is not None and self.chunks is not None
         body = b"".join(self.chunks)
         if engine.tracer.enabled:
             engine.tracer.request(socket.sid, "POST", "opened")
             engine.tracer.record_payload(socket.sid, "<", "POST", body.decode(errors="replace"))
-        session = socket.session
         try:
-            packets = session.decode_payload(body, engine.now())
-            for start in range(0, len(packets), PACKETS_PER_SLICE):
-                if start:  # a body of many small packets: let other clients in between slices
-                    await asyncio.sleep(0)
-                now = engine.now()
-                for packet in packets[start : start + PACKETS_PER_SLICE]:
-                    session.receive(packet, now)
-                socket.after()
+            packets = socket.session.decode_payload(body, engine.now())
         except ProtocolError as error:
-            socket.after()
-            self.answer(error.status, refusal_body(error), "application/json")
-            return
-        finally:
-            socket.pushing = False  # (still true while the slices go: no second POST meanwhile)
-        extra = engine.response_headers(self.request, initial=False)
-        self.answer(200, b"ok", "text/html; charset=UTF-8", extra)
-        if engine.tracer.enabled:
-            engine.tracer.request(socket.sid, "POST", "answered")
+            return self.refuse_post(error)
+        if len(packets) > PACKETS_PER_SLICE:
+            spawn(self.slices(packets), "a long-polling POST")
+        else:
+            self.deliver(packets)
+
+    async def slices(self, packets: list[EioPacket]) -> None:
+        """Deliver a long body slice by slice, letting the loop serve others in between."""
+        for start in range(0, len(packets), PACKETS_PER_SLICE):
+            await asyncio.sleep(0)
+            end = start + PACKETS_PER_SLICE
+            if not self.deliver(packets[start:end], last=end >= len(packets)):
+                return
+
+    def deliver(self, packets: list[EioPacket], last: bool = True) -> bool:
+        """Feed ``packets`` to the session; on the ``last`` slice, answer ``ok``. False when the
+        session refused one (the POST is then answered with the error)."""
+        engine, socket = self.engine, self.socket
+        assert socket is not None
+        now = engine.now()
+        try:
+            for packet in packets:
+                socket.session.receive(packet, now)
+        except ProtocolError as error:
+            self.refuse_post(error)
+            return False
+        socket.after()
+        if last:
+            socket.pushing = False
+            extra = engine.response_headers(self.request, initial=False)
+            self.answer(200, b"ok", "text/html; charset=UTF-8", extra)
+            if engine.tracer.enabled:
+                engine.tracer.request(socket.sid, "POST", "answered")
+        return True
+
+    def refuse_post(self, error: ProtocolError) -> None:
+        """A POST whose packets the session refused: the spec's status and body."""
+        assert self.socket is not None
+        self.socket.pushing = False
+        self.socket.after()
+        self.answer(error.status, refusal_body(error), "application/json")
