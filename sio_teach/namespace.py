@@ -95,9 +95,8 @@ class Socket:
         read: an idle socket does not carry a copy of its headers)."""
         request = self.conn.eio.request
         query = {k: v[-1].decode(errors="replace") for k, v in request.query_arguments.items()}
-        headers = dict(request.headers)
         return {
-            "headers": headers,
+            "headers": dict(request.headers),
             "query": query,
             "address": request.remote_ip,
             "auth": self.auth,
@@ -289,8 +288,7 @@ class Broadcasts:
     def to(self, *rooms: str) -> BroadcastOperator:
         return self._everyone().to(*rooms)
 
-    def in_(self, *rooms: str) -> BroadcastOperator:
-        return self._everyone().to(*rooms)
+    in_ = to
 
     def except_(self, *rooms: str) -> BroadcastOperator:
         return self._everyone().except_(*rooms)
