@@ -87,14 +87,18 @@ class ClientSocket(Listeners):
 
     def _fire(self, event: str, *args: Any) -> Any:
         handler = self.handlers.get(event)
-        if handler is None:
-            return None
+        return None if handler is None else self._run(handler, *args)
+
+    def _run(self, handler: Handler, *args: Any) -> Any:
+        """Call one of the application's handlers: its result, a coroutine's Task (it runs in the
+        background), or None if it raised (logged: a bug in a handler must not break the
+        connection)."""
         try:
             result = handler(*args)
-        except Exception:  # a bug in a handler must not break the connection
-            log.exception("handler for %r failed", event)
+        except Exception:
+            log.exception("handler %r failed", handler)
             return None
-        return spawn(result, f"handler for {event!r}") if inspect.isawaitable(result) else result
+        return spawn(result, f"handler {handler!r}") if inspect.isawaitable(result) else result
 
     async def connect(self, timeout: float = 10.0) -> None:
         """Connect this namespace (and the connection if needed). Raises :class:`ConnectError`
@@ -146,10 +150,7 @@ class ClientSocket(Listeners):
 
     def _on_event(self, event: sio.EventReceived) -> None:
         for handler in self.any_handlers:
-            try:
-                handler(event.name, *event.args)
-            except Exception:
-                log.exception("catch-all handler failed")
+            self._run(handler, event.name, *event.args)
         result = self._fire(event.name, *event.args)
         if event.ack_id is None:
             return
@@ -275,10 +276,7 @@ class Client(ClientSocket):
             socket = self.sockets.get(packet.nsp)
             if socket is not None and socket.any_outgoing and packet.type is PacketType.EVENT:
                 for listener in socket.any_outgoing:
-                    try:
-                        listener(*packet.data)
-                    except Exception:
-                        log.exception("outgoing listener failed")
+                    socket._run(listener, *packet.data)
             for message in encode(packet, self.parser):
                 self.engine.send(message)
 
