@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import math
 import random
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +32,7 @@ import tornado.ioloop
 
 from sio_teach.errors import AckTimeoutError, ConnectError
 from sio_teach.sio import client_connection as sio
-from sio_teach.sio.backoff import Backoff
+from sio_teach.sio.events import Handler, Listeners
 from sio_teach.sio.packet import Packet, PacketType
 from sio_teach.sio.parser import Parser, encode, get_parser
 from sio_teach.tasks import spawn
@@ -41,8 +40,6 @@ from sio_teach.trace import Tracer
 from sio_teach.transports.eio_client import EngineClient
 
 log = logging.getLogger("sio_teach.client")
-
-Handler = Callable[..., Any]
 
 
 def settle(future: Any, result: Any) -> None:
@@ -54,15 +51,19 @@ def settle(future: Any, result: Any) -> None:
             future.set_result(result)
 
 
-class ClientSocket:
-    """One namespace of a connection. Handlers get the event's arguments (no socket argument)."""
+class ClientSocket(Listeners):
+    """One namespace of a connection. Handlers get the event's arguments (no socket argument).
+
+    Reserved events for :meth:`on`: ``connect``, ``disconnect`` (reason), ``connect_error`` (data);
+    on the main socket also the manager's ``reconnect_attempt`` (n), ``reconnect`` (n),
+    ``reconnect_error`` (error), ``reconnect_failed``. :meth:`on_any_outgoing` sees a buffered
+    event when the namespace connects, a retried one at each try (socket.io-client
+    ``onAnyOutgoing``)."""
 
     def __init__(self, manager: Client, nsp: str, auth: dict[str, Any] | None = None) -> None:
         self.manager = manager
         self.nsp = nsp
-        self.handlers: dict[str, Handler] = {}
-        self.any_handlers: list[Handler] = []
-        self.any_outgoing: list[Handler] = []
+        super().__init__()
         self.acks: dict[int, Handler | asyncio.Future[list[Any]]] = {}  # ack id -> who waits
         self.tickets: dict[int, Handler | asyncio.Future[list[Any]]] = {}  # the same, retries
         self._waiter: asyncio.Future[None] | None = None  # the pending connect()
@@ -84,37 +85,20 @@ class ClientSocket:
     def send_buffer(self) -> list[Any]:
         return self._state.buffer
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
-        """Register a handler (usable as a decorator). Reserved events: ``connect``,
-        ``disconnect`` (reason), ``connect_error`` (data); on the main socket also the manager's
-        ``reconnect_attempt`` (n), ``reconnect`` (n), ``reconnect_error`` (error),
-        ``reconnect_failed``."""
-        if handler is None:
-            return lambda h: self.on(event, h)
-        self.handlers[event] = handler
-        return handler
-
-    def on_any(self, handler: Handler) -> Handler:
-        """A catch-all: ``handler(event, *args)`` for every incoming event."""
-        self.any_handlers.append(handler)
-        return handler
-
-    def on_any_outgoing(self, handler: Handler) -> Handler:
-        """``handler(event, *args)`` for every event as it leaves (a buffered one when the
-        namespace connects; a retried one at each try), as socket.io-client's ``onAnyOutgoing``."""
-        self.any_outgoing.append(handler)
-        return handler
-
     def _fire(self, event: str, *args: Any) -> Any:
         handler = self.handlers.get(event)
-        if handler is None:
-            return None
+        return None if handler is None else self._run(handler, *args)
+
+    def _run(self, handler: Handler, *args: Any) -> Any:
+        """Call one of the application's handlers: its result, a coroutine's Task (it runs in the
+        background), or None if it raised (logged: a bug in a handler must not break the
+        connection)."""
         try:
             result = handler(*args)
-        except Exception:  # a bug in a handler must not break the connection
-            log.exception("handler for %r failed", event)
+        except Exception:
+            log.exception("handler %r failed", handler)
             return None
-        return spawn(result, f"handler for {event!r}") if inspect.isawaitable(result) else result
+        return spawn(result, f"handler {handler!r}") if inspect.isawaitable(result) else result
 
     async def connect(self, timeout: float = 10.0) -> None:
         """Connect this namespace (and the connection if needed). Raises :class:`ConnectError`
@@ -166,10 +150,7 @@ class ClientSocket:
 
     def _on_event(self, event: sio.EventReceived) -> None:
         for handler in self.any_handlers:
-            try:
-                handler(event.name, *event.args)
-            except Exception:
-                log.exception("catch-all handler failed")
+            self._run(handler, event.name, *event.args)
         result = self._fire(event.name, *event.args)
         if event.ack_id is None:
             return
@@ -211,24 +192,14 @@ class Client(ClientSocket):
         auth: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         tracer: Tracer | None = None,
-        reconnection: bool = True,
-        reconnection_attempts: float = math.inf,
-        backoff: Backoff = Backoff(),  # noqa: B008  (frozen: one instance serves all)
         rand: Callable[[], float] = random.random,
-        retries: int = 0,
-        ack_timeout: float | None = None,
         parser: str | Parser | None = None,
+        **options: Any,
     ) -> None:
+        """``options`` are the machine's (:class:`~sio_teach.sio.client_connection.ClientConnection`):
+        ``reconnection``, ``reconnection_attempts``, ``backoff``, ``retries``, ``ack_timeout``."""
         self.parser = get_parser(parser)  # "json" (the default), "msgpack": as the server's
-        self.machine = sio.ClientConnection(
-            random=rand,
-            reconnection=reconnection,
-            reconnection_attempts=reconnection_attempts,
-            backoff=backoff,
-            retries=retries,
-            ack_timeout=ack_timeout,
-            parser=self.parser,
-        )
+        self.machine = sio.ClientConnection(random=rand, parser=self.parser, **options)
         super().__init__(self, "/", auth)
         self.url = url
         self.path = path
@@ -305,10 +276,7 @@ class Client(ClientSocket):
             socket = self.sockets.get(packet.nsp)
             if socket is not None and socket.any_outgoing and packet.type is PacketType.EVENT:
                 for listener in socket.any_outgoing:
-                    try:
-                        listener(*packet.data)
-                    except Exception:
-                        log.exception("outgoing listener failed")
+                    socket._run(listener, *packet.data)
             for message in encode(packet, self.parser):
                 self.engine.send(message)
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sio_teach.adapters.memory import BroadcastOptions
 from sio_teach.errors import AckTimeoutError, ConnectError, DisconnectReason
 from sio_teach.sio import recovery
+from sio_teach.sio.events import Handler, Listeners
 from sio_teach.sio.packet import RESERVED_EVENTS, Packet, PacketType
 from sio_teach.sio.server_connection import AckReceived, AckTimedOut, Event
 from sio_teach.tasks import spawn
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from sio_teach.server import Connection, Server
 
 log = logging.getLogger("sio_teach.server")  # one log for the whole server side
-
-Handler = Callable[..., Any]
 
 
 async def call(handler: Handler, *args: Any) -> Any:
@@ -96,9 +95,8 @@ class Socket:
         read: an idle socket does not carry a copy of its headers)."""
         request = self.conn.eio.request
         query = {k: v[-1].decode(errors="replace") for k, v in request.query_arguments.items()}
-        headers = dict(request.headers)
         return {
-            "headers": headers,
+            "headers": dict(request.headers),
             "query": query,
             "address": request.remote_ip,
             "auth": self.auth,
@@ -290,8 +288,7 @@ class Broadcasts:
     def to(self, *rooms: str) -> BroadcastOperator:
         return self._everyone().to(*rooms)
 
-    def in_(self, *rooms: str) -> BroadcastOperator:
-        return self._everyone().to(*rooms)
+    in_ = to
 
     def except_(self, *rooms: str) -> BroadcastOperator:
         return self._everyone().except_(*rooms)
@@ -320,16 +317,17 @@ class Broadcasts:
         self._everyone().disconnect_sockets(close)
 
 
-class Namespace(Broadcasts):
-    """A namespace: its handlers, middlewares, sockets and rooms (through its adapter)."""
+class Namespace(Broadcasts, Listeners):
+    """A namespace: its handlers, middlewares, sockets and rooms (through its adapter). A handler
+    of :meth:`on` gets the socket first: ``connect`` gets ``(socket, auth)``, ``disconnect``
+    ``(socket, reason)``, any other event ``(socket, *args)``; so do the :meth:`on_any` and
+    :meth:`on_any_outgoing` listeners: ``(socket, event, *args)``."""
 
     def __init__(self, server: Server, name: str) -> None:
+        super().__init__()
         self.server = server
         self.name = name
-        self.handlers: dict[str, Handler] = {}
         self.middlewares: list[Handler] = []
-        self.any_handlers: list[Handler] = []
-        self.any_outgoing: list[Handler] = []
         self.sockets: dict[str, Socket] = {}
         self.parent: Namespace | None = None  # the dynamic namespace that created this one
         self.adapter = server.adapter_factory(name, self._deliver)
@@ -342,24 +340,9 @@ class Namespace(Broadcasts):
         for observer in server.observers:
             observer.namespace_created(self)
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
-        if handler is None:
-            return lambda h: self.on(event, h)
-        self.handlers[event] = handler
-        return handler
-
     def use(self, middleware: Handler) -> None:
         """Add a middleware ``(socket)``; it refuses a connection by raising :class:`ConnectRefused`."""
         self.middlewares.append(middleware)
-
-    def on_any(self, listener: Handler) -> Handler:
-        """A catch-all for incoming events: ``listener(socket, event, *args)``."""
-        self.any_handlers.append(listener)
-        return listener
-
-    def on_any_outgoing(self, listener: Handler) -> Handler:
-        self.any_outgoing.append(listener)
-        return listener
 
     def next_ack_id(self) -> int:
         return next(self._ack_ids)

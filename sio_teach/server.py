@@ -299,17 +299,14 @@ class Connection:
                     await call(middleware, socket)
         except Exception as error:  # a refusal, or a bug: the client must hear
             if socket is not None:
-                socket.nsp.adapter.del_all(socket.id)  # forget rooms a middleware joined
-                socket.nsp._drop_if_empty()
+                socket.nsp._remove(socket)  # forget rooms a middleware joined
             if isinstance(error, ConnectRefused):
                 return self._refuse(name, error.message, error.data)
             contain(self.server, self, f"CONNECT to {name}", error)
             return self._refuse(name, "Internal server error")
         reply = self.machine.accept(name, socket.id, socket.pid)
         if reply is None:  # the connection closed while the middlewares ran
-            nsp.adapter.del_all(socket.id)
-            nsp._drop_if_empty()
-            return
+            return nsp._remove(socket)
         self.sockets[name] = socket
         nsp._add(socket)
         self.send(reply)

@@ -358,8 +358,7 @@ class ClientConnection:
             self._events.append(CloseTransport())
             self.lost(DisconnectReason.PARSE_ERROR, now)
             return
-        ns = self.namespaces.get(packet.nsp) if packet is not None else None
-        if packet is None or ns is None:
+        if packet is None or (ns := self.namespaces.get(packet.nsp)) is None:
             return
         kind = packet.type
         if kind is PacketType.EVENT and ns.state is NspState.CONNECTED:

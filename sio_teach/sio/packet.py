@@ -229,10 +229,7 @@ def _utf8_safe(text: str) -> bool:
 
 def _finite_float(literal: str) -> float:
     value = float(literal)
-    if value in (
-        math.inf,
-        -math.inf,
-    ):  # "1e400": JSON.parse gives Infinity, which JSON cannot carry back
+    if math.isinf(value):  # "1e400": JSON.parse gives Infinity, which JSON cannot carry back
         raise ValueError(f"number out of range: {literal[:20]}")
     return value
 
@@ -370,10 +367,7 @@ class Decoder:
             if self.awaiting:
                 return None
             packet = replace(self._partial, data=reconstruct(self._partial.data, self._buffers))
-        except RecursionError:
-            self._failed = True
-            raise ProtocolError("JSON payload nested too deeply") from None
-        except ProtocolError:
+        except ProtocolError:  # (no RecursionError: decode_text bounded the depth)
             self._failed = True
             raise
         self._partial, self._expected, self._buffers, self._bytes = None, 0, [], 0

@@ -13,7 +13,7 @@ socket.io lets the application choose its parser (the ``parser`` option of ``Ser
 
 Two parsers exist: :data:`JSON_PARSER`, the default (npm ``socket.io-parser``: text with
 binary attachments, ``sio/packet.py``), and ``MsgpackParser`` (npm ``socket.io-msgpack-parser``,
-``sio/msgpack_parser.py``). Both ends of a connection must use the same one. The machines
+``sio_teach/msgpack_parser.py``). Both ends of a connection must use the same one. The machines
 (``server_connection.py``, ``client_connection.py``) only ever call a decoder; the shells (server,
 client, adapter) call ``encode``.
 """
@@ -90,7 +90,7 @@ def get_parser(parser: str | Parser | None) -> Parser:
     if parser is None or parser in ("json", "default"):
         return JSON_PARSER
     if parser == "msgpack":
-        from sio_teach.sio.msgpack_parser import MsgpackParser  # only when asked: msgpack is extra
+        from sio_teach.msgpack_parser import MsgpackParser  # only when asked: msgpack is extra
 
         return MsgpackParser()
     if isinstance(parser, str):

@@ -1,4 +1,4 @@
-"""Tests for sio_teach.sio.msgpack_parser and the parser seam (sio_teach.sio.parser).
+"""Tests for sio_teach.msgpack_parser and the parser seam (sio_teach.sio.parser).
 
 The golden vectors are the bytes that the official encoder (npm ``socket.io-msgpack-parser``
 3.0.2, ``new Encoder().encode(packet)``) produced for the packet objects of
@@ -17,11 +17,10 @@ from typing import Any
 import msgpack
 import pytest
 
-from sio_teach import Client, Server
+from sio_teach import Client, Server, msgpack_parser
 from sio_teach.adapters.memory import BroadcastOptions, MemoryAdapter
 from sio_teach.errors import ProtocolError
-from sio_teach.sio import msgpack_parser
-from sio_teach.sio.msgpack_parser import MsgpackDecoder, MsgpackParser, decode, encode, show
+from sio_teach.msgpack_parser import MsgpackDecoder, MsgpackParser, decode, encode, show
 from sio_teach.sio.packet import MAX_DEPTH, Packet, PacketType
 from sio_teach.sio.parser import JSON_PARSER, JsonParser, get_parser
 from sio_teach.sio.server_connection import CloseConnection, ServerConnection
@@ -255,14 +254,14 @@ def test_without_msgpack_the_error_names_the_extra(monkeypatch: pytest.MonkeyPat
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_msgpack)
-    monkeypatch.delitem(sys.modules, "sio_teach.sio.msgpack_parser")
+    monkeypatch.delitem(sys.modules, "sio_teach.msgpack_parser")
     try:
-        module = importlib.import_module("sio_teach.sio.msgpack_parser")
+        module = importlib.import_module("sio_teach.msgpack_parser")
         with pytest.raises(ImportError, match=r"sio_teach\[msgpack\]"):
             module.MsgpackParser()
     finally:
         monkeypatch.undo()
-        sys.modules["sio_teach.sio.msgpack_parser"] = msgpack_parser
+        sys.modules["sio_teach.msgpack_parser"] = msgpack_parser
 
 
 # -- the tracer -------------------------------------------------------------------------------

@@ -407,17 +407,6 @@ def test_receive_binary_rejects_non_bytes(value: Any) -> None:
         decoder.receive_binary(value)
 
 
-def test_recursion_while_reassembling_is_a_protocol_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def too_deep(data: Any, attachments: list[bytes]) -> Any:
-        raise RecursionError
-
-    monkeypatch.setattr(packet_module, "reconstruct", too_deep)
-    decoder = Decoder()
-    decoder.receive_text(f'51-["a",{PH0}]')
-    with pytest.raises(ProtocolError, match="nested too deeply"):
-        decoder.receive_binary(BUF)
-
-
 def test_decoder_is_unusable_after_an_error() -> None:
     decoder = Decoder()
     with pytest.raises(ProtocolError):

@@ -24,9 +24,9 @@ import sio_teach.adapters.memory
 import sio_teach.server
 from sio_teach.errors import AckTimeoutError, ConnectError, ConnectRefused
 from sio_teach.examples import bench_server
+from sio_teach.msgpack_parser import decode as msgpack_decode
+from sio_teach.msgpack_parser import encode as msgpack_encode
 from sio_teach.server import Server, Socket
-from sio_teach.sio.msgpack_parser import decode as msgpack_decode
-from sio_teach.sio.msgpack_parser import encode as msgpack_encode
 from sio_teach.sio.packet import Packet, PacketType
 from tests.conftest import ROOT, LiveServer, free_port
 from tests.sio.conftest import RawClient, RawFactory, RawPolling
