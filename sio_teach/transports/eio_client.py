@@ -32,6 +32,8 @@ from sio_teach.trace import Tracer
 
 log = logging.getLogger("sio_teach.eio.client")
 
+TRANSPORT_ERRORS = (OSError, tornado.httpclient.HTTPClientError)  # TimeoutError is an OSError
+
 
 class EngineClient:
     """An Engine.IO v4 client. Set ``on_message(data)`` and ``on_close(reason)`` before connecting.
@@ -84,23 +86,17 @@ class EngineClient:
         """Handshake on the first transport. Raises :class:`ConnectError` if the server refuses."""
         try:
             if self.transports[0] == "polling":
-                body = await self._get(record=False)
-                self.session.receive_payload(body, self._now())
-                self._record_payload("<", "GET", body)  # now that the sid is known
+                self._receive(await self._get(), "GET")
                 self._poll_task = self._spawn(self._poll_loop())
-                if (
-                    "websocket" in self.transports
-                    and "websocket" in self.session.handshake.upgrades
-                ):  # type: ignore[union-attr]
+                upgrades = self.session.handshake.upgrades  # type: ignore[union-attr]  # open now
+                if "websocket" in self.transports and "websocket" in upgrades:
                     self._spawn(self._upgrade())
             else:
                 ws = await self._open_ws()
-                frame = await self._read(ws, record=False)
-                self.session.receive(decode_ws(frame), self._now())
-                self._record("<", "ws", frame)
+                self._receive(await self._read(ws), "ws")
                 self.ws = ws
                 self._spawn(self._ws_loop(ws))
-        except (OSError, tornado.httpclient.HTTPClientError, ProtocolError, TimeoutError) as error:
+        except (*TRANSPORT_ERRORS, ProtocolError, ConnectError) as error:
             self.session.lost("transport error")
             self._after()
             self._cleanup()
@@ -144,34 +140,43 @@ class EngineClient:
         return url.replace("http", "ws", 1) if scheme == "ws" else url
 
     def _record(self, direction: str, transport: str, wire: str | bytes) -> None:
-        if self.tracer.enabled:
+        """Note a WebSocket frame, or each packet of a polling body (``transport`` GET or POST)."""
+        if not self.tracer.enabled:
+            return
+        if transport == "ws":
             self.tracer.record(self.sid or "?", direction, transport, wire)
+        else:
+            self.tracer.record_payload(self.sid or "?", direction, transport, wire)  # type: ignore[arg-type]
 
-    def _record_payload(self, direction: str, transport: str, body: str) -> None:
-        if self.tracer.enabled:
-            self.tracer.record_payload(self.sid or "?", direction, transport, body)
+    def _receive(self, wire: str | bytes, transport: str) -> None:
+        """Feed a GET's body or a WebSocket frame to the session, then record it (recorded after:
+        the handshake's record needs the sid it brings)."""
+        try:
+            if transport == "ws":
+                self.session.receive(decode_ws(wire), self._now())
+            else:
+                self.session.receive_payload(wire, self._now())
+        finally:
+            self._record("<", transport, wire)
 
-    async def _get(self, record: bool = True) -> str:
+    async def _get(self) -> str:
         handshake = self.session.handshake
         timeout = handshake.ping_interval + handshake.ping_timeout + 5 if handshake else 30
         response = await self._http.fetch(
             self._url("polling"), headers=self.headers, request_timeout=timeout
         )
-        body = response.body.decode()
-        if record:
-            self._record_payload("<", "GET", body)
-        return body
+        return response.body.decode()
 
     async def _post(self) -> None:
         while self.session.has_outgoing() and not self.session.pausing and self.ws is None:
             body = self.session.take_payload()
-            self._record_payload(">", "POST", body)
+            self._record(">", "POST", body)
             try:
                 await self._http.fetch(
                     self._url("polling"), method="POST", body=body, headers=self.headers
                 )
                 self.session.post_done()
-            except (OSError, tornado.httpclient.HTTPClientError) as error:
+            except TRANSPORT_ERRORS as error:
                 log.info("POST failed: %s", error)
                 self.session.lost("transport error")
                 break
@@ -182,12 +187,11 @@ class EngineClient:
         """Long-poll: one GET at a time, until closed or paused for the upgrade."""
         while self.session.state in (State.POLLING, State.UPGRADING) and not self.session.pausing:
             try:
-                body = await self._get()
-                self.session.receive_payload(body, self._now())
+                self._receive(await self._get(), "GET")
             except ProtocolError as error:
                 log.info("bad payload: %s", error)
                 self.session.lost("parse error")
-            except (OSError, tornado.httpclient.HTTPClientError) as error:
+            except TRANSPORT_ERRORS as error:
                 log.info("GET failed: %s", error)
                 self.session.lost("transport error")
             self._after()
@@ -203,14 +207,10 @@ class EngineClient:
         ws.protocol.set_nodelay(True)  # type: ignore[union-attr]  # small frames leave at once (no Nagle delay)
         return ws
 
-    async def _read(
-        self, ws: tornado.websocket.WebSocketClientConnection, record: bool = True
-    ) -> str | bytes:
+    async def _read(self, ws: tornado.websocket.WebSocketClientConnection) -> str | bytes:
         frame = await asyncio.wait_for(ws.read_message(), self.connect_timeout)
         if frame is None:
             raise ConnectError("WebSocket closed")
-        if record:
-            self._record("<", "ws", frame)
         return frame
 
     def _write(self, ws: tornado.websocket.WebSocketClientConnection, packet: Packet) -> None:
@@ -224,48 +224,36 @@ class EngineClient:
         try:
             ws = await self._open_ws()
             self._write(ws, self.session.start_upgrade())
-            self.session.receive_probe(decode_ws(await self._read(ws)))
-        except (
-            OSError,
-            tornado.httpclient.HTTPClientError,
-            ProtocolError,
-            ConnectError,
-            TimeoutError,
-        ) as error:
+            probe = await self._read(ws)
+            self._record("<", "ws", probe)
+            self.session.receive_probe(decode_ws(probe))
+        except (*TRANSPORT_ERRORS, ProtocolError, ConnectError) as error:
             log.info("upgrade failed, staying on polling: %s", error)
             self.session.probe_failed()
             return
         # the probe paused polling: the server answers the pending GET with a noop
         await asyncio.gather(*(t for t in (self._poll_task, self._post_task) if t))
-        if self.session.closed:  # closed during the pause: the close packet leaves on polling
+        if not self.session.closed and ws.protocol is not None and not ws.protocol.is_closing():
+            self._write(ws, self.session.finish_upgrade())
+            self.ws = ws
+            self._spawn(self._ws_loop(ws))
+        else:  # closed during the pause (the close packet left on polling), or the WebSocket died
             ws.close()
-            self._after()
-            return
-        if ws.protocol is None or ws.protocol.is_closing():
-            # the WebSocket died during the pause: stay on polling, nothing queued is lost
-            self.session.probe_failed()
-            self._poll_task = self._spawn(self._poll_loop())
-            self._after()
-            return
-        self._write(ws, self.session.finish_upgrade())
-        self.ws = ws
-        self._spawn(self._ws_loop(ws))
+            if not self.session.closed:  # stay on polling: nothing queued is lost
+                self.session.probe_failed()
+                self._poll_task = self._spawn(self._poll_loop())
         self._after()
 
     async def _ws_loop(self, ws: tornado.websocket.WebSocketClientConnection) -> None:
-        while True:
-            frame = await ws.read_message()
-            if frame is None:
-                self.session.lost("transport close")
-                self._after()
-                return
-            self._record("<", "ws", frame)
+        while (frame := await ws.read_message()) is not None:
             try:
-                self.session.receive(decode_ws(frame), self._now())
+                self._receive(frame, "ws")
             except ProtocolError as error:
                 log.info("bad frame: %s", error)
                 self.session.lost("parse error")
             self._after()
+        self.session.lost("transport close")
+        self._after()
 
     def _after(self) -> None:
         """After every change: deliver events, write what is queued, re-arm the heartbeat timer."""
@@ -279,22 +267,19 @@ class EngineClient:
             for packet in session.take_outgoing():
                 self._write(self.ws, packet)
         elif session.has_outgoing() and self._post_task is None and not session.pausing:
-            if session.state is not State.OPENING:
+            if session.handshake is not None:  # the first POST carries the sid
                 self._post_task = self._spawn(self._post())
         loop = tornado.ioloop.IOLoop.current()
         if self._timer is not None:
             loop.remove_timeout(self._timer)
-            self._timer = None
         deadline = session.next_deadline()
-        if deadline is not None:
-            self._timer = loop.call_at(deadline, self._on_timer)
+        self._timer = None if deadline is None else loop.call_at(deadline, self._on_timer)
         if session.closed and not self.closed.is_set():
             self.closed.set()
             if self.ws is not None and not session.has_outgoing():
                 self.ws.close()
 
     def _on_timer(self) -> None:
-        self._timer = None
         self.session.handle_timeout(self._now())
         self._after()
 
@@ -309,11 +294,10 @@ class EngineClient:
             await asyncio.sleep(0.01)
 
     def _cleanup(self) -> None:
+        """Close the WebSocket and the HTTP client, stop every task. The session is closed by
+        now, and with it the heartbeat timer (:meth:`_after`)."""
         if self.ws is not None:
             self.ws.close()
         for task in list(self._tasks):
             task.cancel()
         self._http.close()
-        if self._timer is not None:
-            tornado.ioloop.IOLoop.current().remove_timeout(self._timer)
-            self._timer = None
