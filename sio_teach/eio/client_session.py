@@ -50,10 +50,7 @@ TRANSITIONS: dict[tuple[State, str], State] = {
     (State.POLLING, "probe"): State.UPGRADING,
     (State.UPGRADING, "upgrade"): State.WEBSOCKET,
     (State.UPGRADING, "probe failed"): State.POLLING,
-    (State.OPENING, "close"): State.CLOSED,
-    (State.POLLING, "close"): State.CLOSED,
-    (State.UPGRADING, "close"): State.CLOSED,
-    (State.WEBSOCKET, "close"): State.CLOSED,
+    **{(state, "close"): State.CLOSED for state in State if state is not State.CLOSED},
 }
 
 
@@ -140,11 +137,8 @@ class ClientSession:
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ProtocolError(f"bad open packet: {error}") from None
-        if not (
-            isinstance(handshake.sid, str)
-            and isinstance(handshake.upgrades, list)
-            and isinstance(handshake.max_payload, int)
-        ):
+        typed = (handshake.sid, str), (handshake.upgrades, list), (handshake.max_payload, int)
+        if not all(isinstance(value, kind) for value, kind in typed):
             raise ProtocolError(f"bad open packet: {packet.data[:100]}")
         self.handshake = handshake
         self._go("open " + self.transport)
@@ -243,11 +237,11 @@ class ClientSession:
     # -- time -------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        return None if self.closed else self._dead_at
+        return self._dead_at  # None once closed
 
     def handle_timeout(self, now: float) -> None:
         """No ping for pingInterval + pingTimeout: the server (or the network) is gone."""
-        if self._dead_at is not None and now >= self._dead_at and not self.closed:
+        if self._dead_at is not None and now >= self._dead_at:
             self._close("ping timeout")
 
     def _close(self, reason: str) -> None:

@@ -142,11 +142,9 @@ def check_request(
         return Verdict.UPGRADE, attached
     if session.transport != "polling":
         # polling on a session that runs over WebSocket
+        previous = session.transport
         raise refusal(
-            BAD_REQUEST,
-            name="TRANSPORT_MISMATCH",
-            transport=transport,
-            previousTransport=session.transport,
+            BAD_REQUEST, name="TRANSPORT_MISMATCH", transport=transport, previousTransport=previous
         )
     if method == "GET":
         if attached.polling:  # "only one GET at a time": the overlap ends the session
@@ -156,10 +154,8 @@ def check_request(
         raise refusal(BAD_REQUEST, "Bad method", name="BAD_METHOD", method=method)
     if attached.pushing:  # one POST at a time, too (engine.io: "data request overlap")
         raise refusal(BAD_REQUEST, "overlapping POST", close=True, name="OVERLAPPING_POST")
-    if request.content_type.startswith("application/octet-stream"):
-        raise refusal(
-            BAD_REQUEST, "invalid content", close=True, name="INVALID_CONTENT"
-        )  # EIO4 sends binary as base64
+    if request.content_type.startswith("application/octet-stream"):  # EIO4 sends binary as base64
+        raise refusal(BAD_REQUEST, "invalid content", close=True, name="INVALID_CONTENT")
     length = request.content_length
     if length.isdigit() and int(length) > max_payload:  # the one maxPayload check of a body
         raise refusal(

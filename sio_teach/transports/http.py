@@ -126,13 +126,7 @@ def listen(
     host: str = "127.0.0.1",
     limits: Limits = DEFAULT_LIMITS,
 ) -> HTTPServer:
-    """Serve ``app`` on ``host:port`` (port 0: a free one, read it from ``server_port``)."""
+    """Serve ``app`` on ``host:port`` (port 0: a free one)."""
     server = HTTPServer(app, limits=limits)
     server.add_sockets(tornado.netutil.bind_sockets(port, host))
     return server
-
-
-def server_port(server: tornado.httpserver.HTTPServer) -> int:
-    """The port a server listens on (after ``listen(app, 0)``)."""
-    sock = next(iter(server._sockets.values()))
-    return int(sock.getsockname()[1])
