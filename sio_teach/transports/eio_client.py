@@ -19,9 +19,9 @@ import secrets
 import urllib.parse
 from collections.abc import Callable, Coroutine
 
-import tornado.httpclient
 import tornado.ioloop
-import tornado.websocket
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from sio_teach.eio.client_session import ClientSession, State
 from sio_teach.eio.events import Closed, Message
@@ -32,7 +32,7 @@ from sio_teach.trace import Tracer
 
 log = logging.getLogger("sio_teach.eio.client")
 
-TRANSPORT_ERRORS = (OSError, tornado.httpclient.HTTPClientError)  # TimeoutError is an OSError
+TRANSPORT_ERRORS = (OSError, HTTPClientError)  # TimeoutError is an OSError
 
 
 class EngineClient:
@@ -64,8 +64,9 @@ class EngineClient:
         self.on_message: Callable[[str | bytes], None] = lambda data: None
         self.on_close: Callable[[str], None] = lambda reason: None
         self.session = ClientSession(self.transports[0])
-        self.ws: tornado.websocket.WebSocketClientConnection | None = None
-        self._http = tornado.httpclient.AsyncHTTPClient(force_instance=True, max_clients=4)
+        self.ws: WebSocketClientConnection | None = None
+        # one GET and one POST at most at a time, each with the headers given
+        self._http = AsyncHTTPClient(force_instance=True, defaults={"headers": self.headers})
         self._tasks: set[asyncio.Future[None]] = set()
         self._poll_task: asyncio.Future[None] | None = None
         self._post_task: asyncio.Future[None] | None = None
@@ -112,9 +113,8 @@ class EngineClient:
         """Send what is queued, then the close packet; wait until the session is over."""
         with contextlib.suppress(TimeoutError):  # engine.io-client waits for "drain" first
             await asyncio.wait_for(self._drain(sent_only=True), 2.0)
-        if not self.session.closed:
-            self.session.close()
-            self._after()
+        self.session.close()  # (nothing if the session is over already)
+        self._after()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drain(), 2.0)
         self._cleanup()
@@ -130,14 +130,14 @@ class EngineClient:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _url(self, transport: str, scheme: str = "http") -> str:
+    def _url(self, transport: str) -> str:
         query = {**self.query, "EIO": "4", "transport": transport}
         if self.sid:
             query["sid"] = self.sid
         if transport == "polling":
             query["t"] = secrets.token_urlsafe(6)  # cache-buster, as the official client does
         url = f"{self.base}?{urllib.parse.urlencode(query)}"
-        return url.replace("http", "ws", 1) if scheme == "ws" else url
+        return url.replace("http", "ws", 1) if transport == "websocket" else url
 
     def _record(self, direction: str, transport: str, wire: str | bytes) -> None:
         """Note a WebSocket frame, or each packet of a polling body (``transport`` GET or POST)."""
@@ -162,9 +162,7 @@ class EngineClient:
     async def _get(self) -> str:
         handshake = self.session.handshake
         timeout = handshake.ping_interval + handshake.ping_timeout + 5 if handshake else 30
-        response = await self._http.fetch(
-            self._url("polling"), headers=self.headers, request_timeout=timeout
-        )
+        response = await self._http.fetch(self._url("polling"), request_timeout=timeout)
         return response.body.decode()
 
     async def _post(self) -> None:
@@ -172,9 +170,7 @@ class EngineClient:
             body = self.session.take_payload()
             self._record(">", "POST", body)
             try:
-                await self._http.fetch(
-                    self._url("polling"), method="POST", body=body, headers=self.headers
-                )
+                await self._http.fetch(self._url("polling"), method="POST", body=body)
                 self.session.post_done()
             except TRANSPORT_ERRORS as error:
                 log.info("POST failed: %s", error)
@@ -197,26 +193,22 @@ class EngineClient:
             self._after()
         self._poll_task = None
 
-    async def _open_ws(self) -> tornado.websocket.WebSocketClientConnection:
-        request = tornado.httpclient.HTTPRequest(
-            self._url("websocket", "ws"), headers=self.headers, connect_timeout=self.connect_timeout
-        )
-        ws = await asyncio.wait_for(
-            tornado.websocket.websocket_connect(request), self.connect_timeout
-        )
+    async def _open_ws(self) -> WebSocketClientConnection:
+        request = HTTPRequest(self._url("websocket"), headers=self.headers)
+        ws = await asyncio.wait_for(websocket_connect(request), self.connect_timeout)
         ws.protocol.set_nodelay(True)  # type: ignore[union-attr]  # small frames leave at once (no Nagle delay)
         return ws
 
-    async def _read(self, ws: tornado.websocket.WebSocketClientConnection) -> str | bytes:
+    async def _read(self, ws: WebSocketClientConnection) -> str | bytes:
         frame = await asyncio.wait_for(ws.read_message(), self.connect_timeout)
         if frame is None:
             raise ConnectError("WebSocket closed")
         return frame
 
-    def _write(self, ws: tornado.websocket.WebSocketClientConnection, packet: Packet) -> None:
+    def _write(self, ws: WebSocketClientConnection, packet: Packet) -> None:
         frame = encode_ws(packet)
         self._record(">", "ws", frame)
-        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+        with contextlib.suppress(WebSocketClosedError):
             ws.write_message(frame, binary=isinstance(frame, bytes))
 
     async def _upgrade(self) -> None:
@@ -244,7 +236,7 @@ class EngineClient:
                 self._poll_task = self._spawn(self._poll_loop())
         self._after()
 
-    async def _ws_loop(self, ws: tornado.websocket.WebSocketClientConnection) -> None:
+    async def _ws_loop(self, ws: WebSocketClientConnection) -> None:
         while (frame := await ws.read_message()) is not None:
             try:
                 self._receive(frame, "ws")
