@@ -268,7 +268,7 @@ class EngineClient:
         self._timer = None if deadline is None else loop.call_at(deadline, self._on_timer)
         if session.closed and not self.closed.is_set():
             self.closed.set()
-            if self.ws is not None and not session.has_outgoing():
+            if self.ws is not None:  # the close packet, if any, is written above
                 self.ws.close()
 
     def _on_timer(self) -> None:
