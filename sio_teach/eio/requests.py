@@ -120,10 +120,9 @@ def check_request(
         raise refusal(UNSUPPORTED_PROTOCOL_VERSION, protocol=request.arg("EIO"))
     if transport not in transports or len(request.query.get("transport", ())) != 1:
         raise refusal(TRANSPORT_UNKNOWN, transport=transport)
-    if transport == "websocket":
-        if method != "GET" or request.upgrade.lower() != "websocket":
-            # a WebSocket transport is reached by an upgrade only
-            raise refusal(BAD_REQUEST, name="TRANSPORT_HANDSHAKE_ERROR")
+    # a WebSocket transport is reached by an upgrade only
+    if transport == "websocket" and (method != "GET" or request.upgrade.lower() != "websocket"):
+        raise refusal(BAD_REQUEST, name="TRANSPORT_HANDSHAKE_ERROR")
     if sid is None:
         if method != "GET":
             raise refusal(BAD_HANDSHAKE_METHOD, method=method)
