@@ -146,7 +146,7 @@ class EngineClient:
         if transport == "ws":
             self.tracer.record(self.sid or "?", direction, transport, wire)
         else:
-            self.tracer.record_payload(self.sid or "?", direction, transport, wire)  # type: ignore[arg-type]
+            self.tracer.record_payload(self.sid or "?", direction, transport, str(wire))
 
     def _receive(self, wire: str | bytes, transport: str) -> None:
         """Feed a GET's body or a WebSocket frame to the session, then record it (recorded after:
