@@ -120,9 +120,7 @@ class ClientSession:
             self._arm_heartbeat(now)
         elif kind is PacketType.CLOSE:
             self._close("transport close")
-        elif kind is PacketType.NOOP:
-            pass
-        else:
+        elif kind is not PacketType.NOOP:  # a noop asks for nothing
             raise ProtocolError(f"unexpected {kind.name.lower()} packet from the server")
 
     def _open(self, packet: Packet, now: float) -> None:
