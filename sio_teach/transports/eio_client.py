@@ -65,8 +65,7 @@ class EngineClient:
         self.on_close: Callable[[str], None] = lambda reason: None
         self.session = ClientSession(self.transports[0])
         self.ws: WebSocketClientConnection | None = None
-        # one GET and one POST at most at a time, each with the headers given
-        self._http = AsyncHTTPClient(force_instance=True, defaults={"headers": self.headers})
+        self._http = AsyncHTTPClient(force_instance=True, max_clients=4)
         self._tasks: set[asyncio.Future[None]] = set()
         self._poll_task: asyncio.Future[None] | None = None
         self._post_task: asyncio.Future[None] | None = None
@@ -162,7 +161,9 @@ class EngineClient:
     async def _get(self) -> str:
         handshake = self.session.handshake
         timeout = handshake.ping_interval + handshake.ping_timeout + 5 if handshake else 30
-        response = await self._http.fetch(self._url("polling"), request_timeout=timeout)
+        response = await self._http.fetch(
+            self._url("polling"), headers=self.headers, request_timeout=timeout
+        )
         return response.body.decode()
 
     async def _post(self) -> None:
@@ -170,7 +171,9 @@ class EngineClient:
             body = self.session.take_payload()
             self._record(">", "POST", body)
             try:
-                await self._http.fetch(self._url("polling"), method="POST", body=body)
+                await self._http.fetch(
+                    self._url("polling"), method="POST", body=body, headers=self.headers
+                )
                 self.session.post_done()
             except TRANSPORT_ERRORS as error:
                 log.info("POST failed: %s", error)
