@@ -22,17 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from sio_teach.eio.events import Closed, Event, Message, Upgraded
-from sio_teach.eio.packet import (
-    CLOSE,
-    PING_PROBE,
-    PONG,
-    PONG_PROBE,
-    UPGRADE,
-    Packet,
-    PacketType,
-    decode_payload,
-    encode_payload,
-)
+from sio_teach.eio.packet import CLOSE, PONG, Packet, PacketType, decode_payload, encode_payload
 from sio_teach.errors import ProtocolError
 
 
@@ -151,12 +141,12 @@ class ClientSession:
     def start_upgrade(self) -> Packet:
         """Call when the new WebSocket is open: returns ``2probe`` to send on it."""
         self._go("probe")
-        return PING_PROBE
+        return Packet(PacketType.PING, "probe")
 
     def receive_probe(self, packet: Packet) -> None:
         """The first frame on the probing WebSocket. Raises ProtocolError unless it is ``3probe``.
         A good probe pauses polling (engine.io-client ``Polling.pause``)."""
-        if packet != PONG_PROBE:
+        if packet != Packet(PacketType.PONG, "probe"):
             self.probe_failed()
             raise ProtocolError(f"probe answered with {packet}")
         self.pausing = self.state is State.UPGRADING
@@ -175,7 +165,7 @@ class ClientSession:
         self.pausing = False
         self.transport = "websocket"
         self._events.append(Upgraded())
-        return UPGRADE
+        return Packet(PacketType.UPGRADE)
 
     def probe_failed(self) -> None:
         if self.state is State.UPGRADING:

@@ -30,7 +30,7 @@ from typing import Any
 import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
-import tornado.web
+from tornado.web import Application
 
 from sio_teach.transports.polling import EngineFirst
 
@@ -121,10 +121,7 @@ class HTTPServer(tornado.httpserver.HTTPServer):
 
 
 def listen(
-    app: tornado.web.Application,
-    port: int,
-    host: str = "127.0.0.1",
-    limits: Limits = DEFAULT_LIMITS,
+    app: Application, port: int, host: str = "127.0.0.1", limits: Limits = DEFAULT_LIMITS
 ) -> HTTPServer:
     """Serve ``app`` on ``host:port`` (port 0: a free one)."""
     server = HTTPServer(app, limits=limits)
