@@ -18,6 +18,7 @@ import logging
 import secrets
 import urllib.parse
 from collections.abc import Callable, Coroutine
+from typing import Any
 
 import tornado.ioloop
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -158,22 +159,23 @@ class EngineClient:
         finally:
             self._record("<", transport, wire)
 
+    async def _fetch(self, **options: Any) -> str:
+        """One long-polling request (a GET, or a POST with ``method`` and ``body``): its answer."""
+        response = await self._http.fetch(self._url("polling"), headers=self.headers, **options)
+        return response.body.decode()
+
     async def _get(self) -> str:
+        """The next GET: the server holds it up to a ping interval, so wait a little longer."""
         handshake = self.session.handshake
         timeout = handshake.ping_interval + handshake.ping_timeout + 5 if handshake else 30
-        response = await self._http.fetch(
-            self._url("polling"), headers=self.headers, request_timeout=timeout
-        )
-        return response.body.decode()
+        return await self._fetch(request_timeout=timeout)
 
     async def _post(self) -> None:
         while self.session.has_outgoing() and not self.session.pausing and self.ws is None:
             body = self.session.take_payload()
             self._record(">", "POST", body)
             try:
-                await self._http.fetch(
-                    self._url("polling"), method="POST", body=body, headers=self.headers
-                )
+                await self._fetch(method="POST", body=body)
                 self.session.post_done()
             except TRANSPORT_ERRORS as error:
                 log.info("POST failed: %s", error)
