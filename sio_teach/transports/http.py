@@ -61,7 +61,7 @@ class HTTPServer(tornado.httpserver.HTTPServer):
     ) -> None:
         options.setdefault("idle_connection_timeout", limits.header_timeout)
         options.setdefault("body_timeout", limits.body_timeout)
-        if isinstance(request_callback, tornado.web.Application):  # its Engine.IO paths first
+        if isinstance(request_callback, Application):  # its Engine.IO paths first
             request_callback = EngineFirst(request_callback)
         super().initialize(request_callback, **options)
         self.limits = limits
