@@ -17,11 +17,18 @@ import json
 import time
 
 import tornado.httpclient
+import tornado.httpserver
 
 from sio_teach.examples.conformance import make_app
-from sio_teach.transports.http import listen, server_port
+from sio_teach.transports.http import listen
 
 DELAYS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+
+
+def server_port(server: tornado.httpserver.HTTPServer) -> int:
+    """The port a server listens on (after ``listen(app, 0)``)."""
+    sock = next(iter(server._sockets.values()))
+    return int(sock.getsockname()[1])
 
 
 async def main() -> None:

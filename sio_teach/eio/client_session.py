@@ -22,17 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from sio_teach.eio.events import Closed, Event, Message, Upgraded
-from sio_teach.eio.packet import (
-    CLOSE,
-    PING_PROBE,
-    PONG,
-    PONG_PROBE,
-    UPGRADE,
-    Packet,
-    PacketType,
-    decode_payload,
-    encode_payload,
-)
+from sio_teach.eio.packet import CLOSE, PONG, Packet, PacketType, decode_payload, encode_payload
 from sio_teach.errors import ProtocolError
 
 
@@ -50,10 +40,7 @@ TRANSITIONS: dict[tuple[State, str], State] = {
     (State.POLLING, "probe"): State.UPGRADING,
     (State.UPGRADING, "upgrade"): State.WEBSOCKET,
     (State.UPGRADING, "probe failed"): State.POLLING,
-    (State.OPENING, "close"): State.CLOSED,
-    (State.POLLING, "close"): State.CLOSED,
-    (State.UPGRADING, "close"): State.CLOSED,
-    (State.WEBSOCKET, "close"): State.CLOSED,
+    **{(state, "close"): State.CLOSED for state in State if state is not State.CLOSED},
 }
 
 
@@ -123,9 +110,7 @@ class ClientSession:
             self._arm_heartbeat(now)
         elif kind is PacketType.CLOSE:
             self._close("transport close")
-        elif kind is PacketType.NOOP:
-            pass
-        else:
+        elif kind is not PacketType.NOOP:  # a noop asks for nothing
             raise ProtocolError(f"unexpected {kind.name.lower()} packet from the server")
 
     def _open(self, packet: Packet, now: float) -> None:
@@ -140,11 +125,8 @@ class ClientSession:
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ProtocolError(f"bad open packet: {error}") from None
-        if not (
-            isinstance(handshake.sid, str)
-            and isinstance(handshake.upgrades, list)
-            and isinstance(handshake.max_payload, int)
-        ):
+        typed = (handshake.sid, str), (handshake.upgrades, list), (handshake.max_payload, int)
+        if not all(isinstance(value, kind) for value, kind in typed):
             raise ProtocolError(f"bad open packet: {packet.data[:100]}")
         self.handshake = handshake
         self._go("open " + self.transport)
@@ -159,12 +141,12 @@ class ClientSession:
     def start_upgrade(self) -> Packet:
         """Call when the new WebSocket is open: returns ``2probe`` to send on it."""
         self._go("probe")
-        return PING_PROBE
+        return Packet(PacketType.PING, "probe")
 
     def receive_probe(self, packet: Packet) -> None:
         """The first frame on the probing WebSocket. Raises ProtocolError unless it is ``3probe``.
         A good probe pauses polling (engine.io-client ``Polling.pause``)."""
-        if packet != PONG_PROBE:
+        if packet != Packet(PacketType.PONG, "probe"):
             self.probe_failed()
             raise ProtocolError(f"probe answered with {packet}")
         self.pausing = self.state is State.UPGRADING
@@ -183,7 +165,7 @@ class ClientSession:
         self.pausing = False
         self.transport = "websocket"
         self._events.append(Upgraded())
-        return UPGRADE
+        return Packet(PacketType.UPGRADE)
 
     def probe_failed(self) -> None:
         if self.state is State.UPGRADING:
@@ -243,11 +225,11 @@ class ClientSession:
     # -- time -------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        return None if self.closed else self._dead_at
+        return self._dead_at  # None once closed
 
     def handle_timeout(self, now: float) -> None:
         """No ping for pingInterval + pingTimeout: the server (or the network) is gone."""
-        if self._dead_at is not None and now >= self._dead_at and not self.closed:
+        if self._dead_at is not None and now >= self._dead_at:
             self._close("ping timeout")
 
     def _close(self, reason: str) -> None:

@@ -158,9 +158,8 @@ def decode_payload(body: str | bytes) -> list[Packet]:
 
 
 _TYPES = {str(int(kind)): kind for kind in PacketType}  # "0" → OPEN … "6" → NOOP
-_BARE = {
-    kind: Packet(kind) for kind in PacketType
-}  # a packet without data, shared (a noop, a pong)
+# a packet without data, shared (a noop, a pong)
+_BARE = {kind: Packet(kind) for kind in PacketType}
 
 
 def _decode_text(text: str) -> Packet:

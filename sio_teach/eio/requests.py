@@ -120,10 +120,9 @@ def check_request(
         raise refusal(UNSUPPORTED_PROTOCOL_VERSION, protocol=request.arg("EIO"))
     if transport not in transports or len(request.query.get("transport", ())) != 1:
         raise refusal(TRANSPORT_UNKNOWN, transport=transport)
-    if transport == "websocket":
-        if method != "GET" or request.upgrade.lower() != "websocket":
-            # a WebSocket transport is reached by an upgrade only
-            raise refusal(BAD_REQUEST, name="TRANSPORT_HANDSHAKE_ERROR")
+    # a WebSocket transport is reached by an upgrade only
+    if transport == "websocket" and (method != "GET" or request.upgrade.lower() != "websocket"):
+        raise refusal(BAD_REQUEST, name="TRANSPORT_HANDSHAKE_ERROR")
     if sid is None:
         if method != "GET":
             raise refusal(BAD_HANDSHAKE_METHOD, method=method)
@@ -142,11 +141,9 @@ def check_request(
         return Verdict.UPGRADE, attached
     if session.transport != "polling":
         # polling on a session that runs over WebSocket
+        previous = session.transport
         raise refusal(
-            BAD_REQUEST,
-            name="TRANSPORT_MISMATCH",
-            transport=transport,
-            previousTransport=session.transport,
+            BAD_REQUEST, name="TRANSPORT_MISMATCH", transport=transport, previousTransport=previous
         )
     if method == "GET":
         if attached.polling:  # "only one GET at a time": the overlap ends the session
@@ -156,10 +153,8 @@ def check_request(
         raise refusal(BAD_REQUEST, "Bad method", name="BAD_METHOD", method=method)
     if attached.pushing:  # one POST at a time, too (engine.io: "data request overlap")
         raise refusal(BAD_REQUEST, "overlapping POST", close=True, name="OVERLAPPING_POST")
-    if request.content_type.startswith("application/octet-stream"):
-        raise refusal(
-            BAD_REQUEST, "invalid content", close=True, name="INVALID_CONTENT"
-        )  # EIO4 sends binary as base64
+    if request.content_type.startswith("application/octet-stream"):  # EIO4 sends binary as base64
+        raise refusal(BAD_REQUEST, "invalid content", close=True, name="INVALID_CONTENT")
     length = request.content_length
     if length.isdigit() and int(length) > max_payload:  # the one maxPayload check of a body
         raise refusal(

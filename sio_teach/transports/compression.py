@@ -63,33 +63,26 @@ def choose_encoding(accept_encoding: str) -> str | None:
     >>> choose_encoding("br"), choose_encoding("gzip;q=0"), choose_encoding("*")
     (None, None, 'gzip')
     """
-    ranked = []
-    for order, item in enumerate(accept_encoding.split(",")):
-        name, _, params = item.strip().partition(";")
+    accepted: dict[str, tuple[float, int]] = {}  # name -> (its best q, where it came first)
+    for order, item in enumerate(accept_encoding.lower().split(",")):
+        name, _, params = item.partition(";")
         q = 1.0
         for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "q":
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
                 try:
                     q = float(value)
                 except ValueError:
                     q = 0.0
-        ranked.append((name.strip().lower(), q, order))
-    best: tuple[tuple[float, int, int, int], str] | None = None
+        if q > accepted.get(name.strip(), (-1.0, 0))[0]:
+            accepted[name.strip()] = (q, order)
+    ranked = []
     for index, coding in enumerate(ENCODINGS):
-        # an exact name beats the wildcard "*" (it is more specific)
-        matches = [(q, 1, order) for name, q, order in ranked if name == coding] or [
-            (q, 0, order) for name, q, order in ranked if name == "*"
-        ]
-        if not matches:
-            continue
-        q, specific, order = max(matches, key=lambda m: (m[1], m[0]))
-        if q <= 0:
-            continue
-        rank = (-q, -specific, order, index)
-        if best is None or rank < best[0]:
-            best = (rank, coding)
-    return best[1] if best else None
+        specific = coding in accepted  # an exact name beats the wildcard "*" (it is more specific)
+        q, order = accepted.get(coding) or accepted.get("*", (0.0, 0))
+        if q > 0:
+            ranked.append((-q, -specific, order, index, coding))
+    return min(ranked)[-1] if ranked else None
 
 
 def http_encoding(options: Compression | None, size: int, accept_encoding: str) -> str | None:
@@ -104,12 +97,8 @@ def compress_body(body: bytes, encoding: str, options: Compression) -> bytes:
     """``body`` compressed with ``encoding`` (``gzip``, or ``deflate`` = the zlib format, as
     Node's ``zlib.createDeflate`` writes it)."""
     if encoding == "gzip":
-        return gzip.compress(body, compresslevel=_gzip_level(options.level), mtime=0)
+        return gzip.compress(body, compresslevel=options.level, mtime=0)
     return zlib.compress(body, options.level)
-
-
-def _gzip_level(level: int) -> int:
-    return 6 if level == zlib.Z_DEFAULT_COMPRESSION else level
 
 
 # -- WebSocket permessage-deflate ---------------------------------------------------------------

@@ -18,10 +18,11 @@ import logging
 import secrets
 import urllib.parse
 from collections.abc import Callable, Coroutine
+from typing import Any
 
-import tornado.httpclient
 import tornado.ioloop
-import tornado.websocket
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from sio_teach.eio.client_session import ClientSession, State
 from sio_teach.eio.events import Closed, Message
@@ -31,6 +32,8 @@ from sio_teach.tasks import spawn
 from sio_teach.trace import Tracer
 
 log = logging.getLogger("sio_teach.eio.client")
+
+TRANSPORT_ERRORS = (OSError, HTTPClientError)  # TimeoutError is an OSError
 
 
 class EngineClient:
@@ -62,8 +65,8 @@ class EngineClient:
         self.on_message: Callable[[str | bytes], None] = lambda data: None
         self.on_close: Callable[[str], None] = lambda reason: None
         self.session = ClientSession(self.transports[0])
-        self.ws: tornado.websocket.WebSocketClientConnection | None = None
-        self._http = tornado.httpclient.AsyncHTTPClient(force_instance=True, max_clients=4)
+        self.ws: WebSocketClientConnection | None = None
+        self._http = AsyncHTTPClient(force_instance=True, max_clients=4)
         self._tasks: set[asyncio.Future[None]] = set()
         self._poll_task: asyncio.Future[None] | None = None
         self._post_task: asyncio.Future[None] | None = None
@@ -84,23 +87,17 @@ class EngineClient:
         """Handshake on the first transport. Raises :class:`ConnectError` if the server refuses."""
         try:
             if self.transports[0] == "polling":
-                body = await self._get(record=False)
-                self.session.receive_payload(body, self._now())
-                self._record_payload("<", "GET", body)  # now that the sid is known
+                self._receive(await self._get(), "GET")
                 self._poll_task = self._spawn(self._poll_loop())
-                if (
-                    "websocket" in self.transports
-                    and "websocket" in self.session.handshake.upgrades
-                ):  # type: ignore[union-attr]
+                upgrades = self.session.handshake.upgrades  # type: ignore[union-attr]  # open now
+                if "websocket" in self.transports and "websocket" in upgrades:
                     self._spawn(self._upgrade())
             else:
                 ws = await self._open_ws()
-                frame = await self._read(ws, record=False)
-                self.session.receive(decode_ws(frame), self._now())
-                self._record("<", "ws", frame)
+                self._receive(await self._read(ws), "ws")
                 self.ws = ws
                 self._spawn(self._ws_loop(ws))
-        except (OSError, tornado.httpclient.HTTPClientError, ProtocolError, TimeoutError) as error:
+        except (*TRANSPORT_ERRORS, ProtocolError, ConnectError) as error:
             self.session.lost("transport error")
             self._after()
             self._cleanup()
@@ -116,9 +113,8 @@ class EngineClient:
         """Send what is queued, then the close packet; wait until the session is over."""
         with contextlib.suppress(TimeoutError):  # engine.io-client waits for "drain" first
             await asyncio.wait_for(self._drain(sent_only=True), 2.0)
-        if not self.session.closed:
-            self.session.close()
-            self._after()
+        self.session.close()  # (nothing if the session is over already)
+        self._after()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drain(), 2.0)
         self._cleanup()
@@ -134,44 +130,54 @@ class EngineClient:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _url(self, transport: str, scheme: str = "http") -> str:
+    def _url(self, transport: str) -> str:
         query = {**self.query, "EIO": "4", "transport": transport}
         if self.sid:
             query["sid"] = self.sid
         if transport == "polling":
             query["t"] = secrets.token_urlsafe(6)  # cache-buster, as the official client does
         url = f"{self.base}?{urllib.parse.urlencode(query)}"
-        return url.replace("http", "ws", 1) if scheme == "ws" else url
+        return url.replace("http", "ws", 1) if transport == "websocket" else url
 
     def _record(self, direction: str, transport: str, wire: str | bytes) -> None:
-        if self.tracer.enabled:
+        """Note a WebSocket frame, or each packet of a polling body (``transport`` GET or POST)."""
+        if not self.tracer.enabled:
+            return
+        if transport == "ws":
             self.tracer.record(self.sid or "?", direction, transport, wire)
+        else:
+            self.tracer.record_payload(self.sid or "?", direction, transport, str(wire))
 
-    def _record_payload(self, direction: str, transport: str, body: str) -> None:
-        if self.tracer.enabled:
-            self.tracer.record_payload(self.sid or "?", direction, transport, body)
+    def _receive(self, wire: str | bytes, transport: str) -> None:
+        """Feed a GET's body or a WebSocket frame to the session, then record it (recorded after:
+        the handshake's record needs the sid it brings)."""
+        try:
+            if transport == "ws":
+                self.session.receive(decode_ws(wire), self._now())
+            else:
+                self.session.receive_payload(wire, self._now())
+        finally:
+            self._record("<", transport, wire)
 
-    async def _get(self, record: bool = True) -> str:
+    async def _fetch(self, **options: Any) -> str:
+        """One long-polling request (a GET, or a POST with ``method`` and ``body``): its answer."""
+        response = await self._http.fetch(self._url("polling"), headers=self.headers, **options)
+        return response.body.decode()
+
+    async def _get(self) -> str:
+        """The next GET: the server holds it up to a ping interval, so wait a little longer."""
         handshake = self.session.handshake
         timeout = handshake.ping_interval + handshake.ping_timeout + 5 if handshake else 30
-        response = await self._http.fetch(
-            self._url("polling"), headers=self.headers, request_timeout=timeout
-        )
-        body = response.body.decode()
-        if record:
-            self._record_payload("<", "GET", body)
-        return body
+        return await self._fetch(request_timeout=timeout)
 
     async def _post(self) -> None:
         while self.session.has_outgoing() and not self.session.pausing and self.ws is None:
             body = self.session.take_payload()
-            self._record_payload(">", "POST", body)
+            self._record(">", "POST", body)
             try:
-                await self._http.fetch(
-                    self._url("polling"), method="POST", body=body, headers=self.headers
-                )
+                await self._fetch(method="POST", body=body)
                 self.session.post_done()
-            except (OSError, tornado.httpclient.HTTPClientError) as error:
+            except TRANSPORT_ERRORS as error:
                 log.info("POST failed: %s", error)
                 self.session.lost("transport error")
                 break
@@ -182,41 +188,32 @@ class EngineClient:
         """Long-poll: one GET at a time, until closed or paused for the upgrade."""
         while self.session.state in (State.POLLING, State.UPGRADING) and not self.session.pausing:
             try:
-                body = await self._get()
-                self.session.receive_payload(body, self._now())
+                self._receive(await self._get(), "GET")
             except ProtocolError as error:
                 log.info("bad payload: %s", error)
                 self.session.lost("parse error")
-            except (OSError, tornado.httpclient.HTTPClientError) as error:
+            except TRANSPORT_ERRORS as error:
                 log.info("GET failed: %s", error)
                 self.session.lost("transport error")
             self._after()
         self._poll_task = None
 
-    async def _open_ws(self) -> tornado.websocket.WebSocketClientConnection:
-        request = tornado.httpclient.HTTPRequest(
-            self._url("websocket", "ws"), headers=self.headers, connect_timeout=self.connect_timeout
-        )
-        ws = await asyncio.wait_for(
-            tornado.websocket.websocket_connect(request), self.connect_timeout
-        )
+    async def _open_ws(self) -> WebSocketClientConnection:
+        request = HTTPRequest(self._url("websocket"), headers=self.headers)
+        ws = await asyncio.wait_for(websocket_connect(request), self.connect_timeout)
         ws.protocol.set_nodelay(True)  # type: ignore[union-attr]  # small frames leave at once (no Nagle delay)
         return ws
 
-    async def _read(
-        self, ws: tornado.websocket.WebSocketClientConnection, record: bool = True
-    ) -> str | bytes:
+    async def _read(self, ws: WebSocketClientConnection) -> str | bytes:
         frame = await asyncio.wait_for(ws.read_message(), self.connect_timeout)
         if frame is None:
             raise ConnectError("WebSocket closed")
-        if record:
-            self._record("<", "ws", frame)
         return frame
 
-    def _write(self, ws: tornado.websocket.WebSocketClientConnection, packet: Packet) -> None:
+    def _write(self, ws: WebSocketClientConnection, packet: Packet) -> None:
         frame = encode_ws(packet)
         self._record(">", "ws", frame)
-        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+        with contextlib.suppress(WebSocketClosedError):
             ws.write_message(frame, binary=isinstance(frame, bytes))
 
     async def _upgrade(self) -> None:
@@ -224,48 +221,36 @@ class EngineClient:
         try:
             ws = await self._open_ws()
             self._write(ws, self.session.start_upgrade())
-            self.session.receive_probe(decode_ws(await self._read(ws)))
-        except (
-            OSError,
-            tornado.httpclient.HTTPClientError,
-            ProtocolError,
-            ConnectError,
-            TimeoutError,
-        ) as error:
+            probe = await self._read(ws)
+            self._record("<", "ws", probe)
+            self.session.receive_probe(decode_ws(probe))
+        except (*TRANSPORT_ERRORS, ProtocolError, ConnectError) as error:
             log.info("upgrade failed, staying on polling: %s", error)
             self.session.probe_failed()
             return
         # the probe paused polling: the server answers the pending GET with a noop
         await asyncio.gather(*(t for t in (self._poll_task, self._post_task) if t))
-        if self.session.closed:  # closed during the pause: the close packet leaves on polling
+        if not self.session.closed and ws.protocol is not None and not ws.protocol.is_closing():
+            self._write(ws, self.session.finish_upgrade())
+            self.ws = ws
+            self._spawn(self._ws_loop(ws))
+        else:  # closed during the pause (the close packet left on polling), or the WebSocket died
             ws.close()
-            self._after()
-            return
-        if ws.protocol is None or ws.protocol.is_closing():
-            # the WebSocket died during the pause: stay on polling, nothing queued is lost
-            self.session.probe_failed()
-            self._poll_task = self._spawn(self._poll_loop())
-            self._after()
-            return
-        self._write(ws, self.session.finish_upgrade())
-        self.ws = ws
-        self._spawn(self._ws_loop(ws))
+            if not self.session.closed:  # stay on polling: nothing queued is lost
+                self.session.probe_failed()
+                self._poll_task = self._spawn(self._poll_loop())
         self._after()
 
-    async def _ws_loop(self, ws: tornado.websocket.WebSocketClientConnection) -> None:
-        while True:
-            frame = await ws.read_message()
-            if frame is None:
-                self.session.lost("transport close")
-                self._after()
-                return
-            self._record("<", "ws", frame)
+    async def _ws_loop(self, ws: WebSocketClientConnection) -> None:
+        while (frame := await ws.read_message()) is not None:
             try:
-                self.session.receive(decode_ws(frame), self._now())
+                self._receive(frame, "ws")
             except ProtocolError as error:
                 log.info("bad frame: %s", error)
                 self.session.lost("parse error")
             self._after()
+        self.session.lost("transport close")
+        self._after()
 
     def _after(self) -> None:
         """After every change: deliver events, write what is queued, re-arm the heartbeat timer."""
@@ -279,22 +264,19 @@ class EngineClient:
             for packet in session.take_outgoing():
                 self._write(self.ws, packet)
         elif session.has_outgoing() and self._post_task is None and not session.pausing:
-            if session.state is not State.OPENING:
+            if session.handshake is not None:  # the first POST carries the sid
                 self._post_task = self._spawn(self._post())
         loop = tornado.ioloop.IOLoop.current()
         if self._timer is not None:
             loop.remove_timeout(self._timer)
-            self._timer = None
         deadline = session.next_deadline()
-        if deadline is not None:
-            self._timer = loop.call_at(deadline, self._on_timer)
+        self._timer = None if deadline is None else loop.call_at(deadline, self._on_timer)
         if session.closed and not self.closed.is_set():
             self.closed.set()
-            if self.ws is not None and not session.has_outgoing():
+            if self.ws is not None:  # the close packet, if any, is written above
                 self.ws.close()
 
     def _on_timer(self) -> None:
-        self._timer = None
         self.session.handle_timeout(self._now())
         self._after()
 
@@ -309,11 +291,10 @@ class EngineClient:
             await asyncio.sleep(0.01)
 
     def _cleanup(self) -> None:
+        """Close the WebSocket and the HTTP client, stop every task. The session is closed by
+        now, and with it the heartbeat timer (:meth:`_after`)."""
         if self.ws is not None:
             self.ws.close()
         for task in list(self._tasks):
             task.cancel()
         self._http.close()
-        if self._timer is not None:
-            tornado.ioloop.IOLoop.current().remove_timeout(self._timer)
-            self._timer = None

@@ -30,7 +30,7 @@ from typing import Any
 import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
-import tornado.web
+from tornado.web import Application
 
 from sio_teach.transports.polling import EngineFirst
 
@@ -61,7 +61,7 @@ class HTTPServer(tornado.httpserver.HTTPServer):
     ) -> None:
         options.setdefault("idle_connection_timeout", limits.header_timeout)
         options.setdefault("body_timeout", limits.body_timeout)
-        if isinstance(request_callback, tornado.web.Application):  # its Engine.IO paths first
+        if isinstance(request_callback, Application):  # its Engine.IO paths first
             request_callback = EngineFirst(request_callback)
         super().initialize(request_callback, **options)
         self.limits = limits
@@ -121,18 +121,9 @@ class HTTPServer(tornado.httpserver.HTTPServer):
 
 
 def listen(
-    app: tornado.web.Application,
-    port: int,
-    host: str = "127.0.0.1",
-    limits: Limits = DEFAULT_LIMITS,
+    app: Application, port: int, host: str = "127.0.0.1", limits: Limits = DEFAULT_LIMITS
 ) -> HTTPServer:
-    """Serve ``app`` on ``host:port`` (port 0: a free one, read it from ``server_port``)."""
+    """Serve ``app`` on ``host:port`` (port 0: a free one)."""
     server = HTTPServer(app, limits=limits)
     server.add_sockets(tornado.netutil.bind_sockets(port, host))
     return server
-
-
-def server_port(server: tornado.httpserver.HTTPServer) -> int:
-    """The port a server listens on (after ``listen(app, 0)``)."""
-    sock = next(iter(server._sockets.values()))
-    return int(sock.getsockname()[1])

@@ -3,6 +3,7 @@ and ``headers`` to add response headers (engine.io ``lib/server.ts``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 import tornado.httpclient
 
 from sio_teach.server import Server
+from sio_teach.transports.eio_client import EngineClient
 from sio_teach.transports.engine_events import RequestRefused
 from tests.conftest import LiveServer
 
@@ -131,6 +133,40 @@ async def test_headers_on_websocket_upgrade_responses(serve, ws_connect, http_cl
     ws = await ws_connect(live.ws_url("/socket.io/", EIO=4, transport="websocket", sid=sid))
     assert ws.headers["X-Seen"] == "yes" and "Set-Cookie" not in ws.headers
     assert calls == [("headers", "GET")]
+
+
+async def test_our_client_sends_its_headers_on_every_request(eio_echo) -> None:  # type: ignore[no-untyped-def]
+    """EngineClient's ``headers`` go with the handshake GET, every GET and POST of long-polling,
+    and the WebSocket of the upgrade (the ``headers`` event sees each request)."""
+    app = await eio_echo()
+    seen: set[tuple[str, str, str | None]] = set()
+
+    def note(headers: Any, request: Any) -> None:
+        transport = request.query_arguments["transport"][0].decode()
+        seen.add((request.method, transport, request.headers.get("X-Client")))
+
+    app.engine.on("headers", note)
+    client = EngineClient(app.live.base_url, headers={"X-Client": "c1"})
+    got: asyncio.Queue[str | bytes] = asyncio.Queue()
+    client.on_message = got.put_nowait
+    await client.connect()
+    try:
+        client.send("over polling")  # a POST: the probe needs a WebSocket first, so it comes later
+        assert await asyncio.wait_for(got.get(), 5) == "over polling"
+        for _ in range(500):  # bounded: the upgrade takes a few round trips on loopback
+            if client.transport == "websocket":
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await client.close()
+    print("requests seen (method, transport, X-Client):", sorted(seen, key=str))
+    assert client.transport == "websocket"
+    assert {(method, transport) for method, transport, _ in seen} == {
+        ("GET", "polling"),
+        ("POST", "polling"),
+        ("GET", "websocket"),
+    }
+    assert {header for _, _, header in seen} == {"c1"}
 
 
 async def test_official_client_keeps_the_cookie_of_initial_headers(serve, run_node) -> None:  # type: ignore[no-untyped-def]
