@@ -320,6 +320,8 @@ class EngineServer(EngineEvents):
         self.sessions: dict[str, EngineSocket] = {}
         self.deadlines = Deadlines(self)  # the one timer of all the sessions
         self.unsent: dict[EngineHandler, list[bytes]] = {}  # WebSocket frames, until write_unsent
+        self.write_scheduled = False  # write_unsent will run at the loop's next iteration
+        self.reading = False  # a WebSocket message is being handled (EngineHandler.on_message)
         self.block_websocket = False  # fault injection: refuse WebSockets as a proxy would
 
     def routes(
@@ -354,9 +356,15 @@ class EngineServer(EngineEvents):
         WebSocket whose message made them has handled the last one it read
         (``EngineHandler.on_message``), or else at the loop's next iteration (a timer, a POST).
         """
-        unsent, self.unsent = self.unsent, {}
+        unsent, self.unsent, self.write_scheduled = self.unsent, {}, False
         for handler, frames in unsent.items():
             handler.write_now(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def write_soon(self) -> None:
+        """Run :meth:`write_unsent` at the loop's next iteration (once, however many wait)."""
+        if not self.write_scheduled:
+            self.write_scheduled = True
+            asyncio.get_running_loop().call_soon(self.write_unsent)
 
     def open_session(self, transport: str, request: HTTPServerRequest) -> EngineSocket:
         sid = self.sid_factory()
@@ -447,9 +455,23 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
             self.close()
 
     def on_message(self, message: str | bytes) -> None:
-        socket = self.socket
+        socket, engine = self.socket, self.engine
         if socket is None:
             return
+        engine.reading = True  # the frames this message makes wait for the end of the read
+        try:
+            self.receive(socket, message)
+        finally:
+            engine.reading = False
+        if engine.unsent:  # nothing more read and waiting (Tornado's buffer): they go now
+            connection = self.ws_connection
+            if connection is None or not connection.stream._read_buffer_size:  # type: ignore[attr-defined]
+                engine.write_unsent()
+            else:  # the next message of this read (or the loop) writes them
+                engine.write_soon()
+
+    def receive(self, socket: EngineSocket, message: str | bytes) -> None:
+        """One frame of the client: to the session (or, while it probes, to the upgrade)."""
         tracer = self.engine.tracer
         if tracer.enabled:
             tracer.record(socket.sid, "<", "ws", message)
@@ -472,11 +494,6 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
                 socket.session.lost(DisconnectReason.PARSE_ERROR, now)
             self.close()
         socket.after()
-        # Nothing more read and waiting (Tornado's buffer is empty): what this read made goes now,
-        # not one loop iteration later (see EngineServer.write_unsent).
-        connection = self.ws_connection
-        if self.engine.unsent and (connection is None or not connection.stream._read_buffer_size):  # type: ignore[attr-defined]
-            self.engine.write_unsent()
 
     def write_packet(self, packet: Packet) -> None:
         """Write one packet as a frame (built once per packet: see ``Packet.server_frame``;
@@ -498,9 +515,9 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
         if frames is not None:
             frames.append(data)
             return
-        if not unsent:
-            asyncio.get_running_loop().call_soon(self.engine.write_unsent)
         unsent[self] = [data]
+        if not self.engine.reading:
+            self.engine.write_soon()
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the WebSocket, after the frames still unsent (the close frame comes last)."""
