@@ -321,7 +321,7 @@ class EngineServer(EngineEvents):
         self.deadlines = Deadlines(self)  # the one timer of all the sessions
         self.unsent: dict[EngineHandler, list[bytes]] = {}  # WebSocket frames, until write_unsent
         self.write_scheduled = False  # write_unsent will run at the loop's next iteration
-        self.reading = False  # a WebSocket message is being handled (EngineHandler.on_message)
+        self.holding = False  # frames wait in unsent: more of a WebSocket's read is to be handled
         self.block_websocket = False  # fault injection: refuse WebSockets as a proxy would
 
     def routes(
@@ -348,17 +348,16 @@ class EngineServer(EngineEvents):
         return time.time()
 
     def write_unsent(self) -> None:
-        """Write the WebSocket frames of one loop iteration, all of a connection's in one write.
+        """Write the WebSocket frames held back, all of a connection's in one write.
 
-        A client with many messages in flight has several in each read (an ack for each, say);
-        written one by one, each would cost a system call and Tornado's write path — about half of
-        the server's time per message. So frames wait in ``unsent`` until this runs: when the
-        WebSocket whose message made them has handled the last one it read
-        (``EngineHandler.on_message``), or else at the loop's next iteration (a timer, a POST).
+        A client with many messages in flight has several in each read (an event for each, say);
+        with a frame written for each (its ack), each would cost a system call and Tornado's write
+        path — about half of the server's time per message. So while a WebSocket's message is
+        handled and more of the same read are waiting (``EngineHandler.on_message``), the frames
+        it makes are held in ``unsent``, for every connection; the last message of the read writes
+        them (or the loop, if the read ended in the middle of a frame). A frame made with nothing
+        more to read — a lone client's ack, a ping, a broadcast from a timer — leaves at once.
         """
-        unsent, self.unsent, self.write_scheduled = self.unsent, {}, False
-        for handler, frames in unsent.items():
-            handler.write_now(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def write_soon(self) -> None:
         """Run :meth:`write_unsent` at the loop's next iteration (once, however many wait)."""
@@ -458,17 +457,17 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
         socket, engine = self.socket, self.engine
         if socket is None:
             return
-        engine.reading = True  # the frames this message makes wait for the end of the read
+        connection = self.ws_connection
+        # more messages already read and waiting in Tornado's buffer: what this one makes waits
+        engine.holding = connection is not None and bool(connection.stream._read_buffer_size)  # type: ignore[attr-defined]
         try:
             self.receive(socket, message)
         finally:
-            engine.reading = False
-        if engine.unsent:  # nothing more read and waiting (Tornado's buffer): they go now
-            connection = self.ws_connection
-            if connection is None or not connection.stream._read_buffer_size:  # type: ignore[attr-defined]
-                engine.write_unsent()
-            else:  # the next message of this read (or the loop) writes them
-                engine.write_soon()
+            held, engine.holding = engine.holding, False
+        if engine.unsent and not held:  # the last message of the read: what waits goes now
+            engine.write_unsent()
+        elif engine.unsent:  # the next message of the read writes it (or the loop, if it is cut)
+            engine.write_soon()
 
     def receive(self, socket: EngineSocket, message: str | bytes) -> None:
         """One frame of the client: to the session (or, while it probes, to the upgrade)."""
@@ -508,16 +507,14 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
             self.write_frame(compression.frame(packet, self.deflate, threshold))
 
     def write_frame(self, data: bytes) -> None:
-        """Write one ready-made frame, with the others of this loop iteration: see
-        :meth:`EngineServer.write_unsent`."""
-        unsent = self.engine.unsent
-        frames = unsent.get(self)
-        if frames is not None:
-            frames.append(data)
+        """Write one ready-made frame, after those of this connection still unsent; while more of
+        a read is to be handled, it waits with them (see :meth:`EngineServer.write_unsent`)."""
+        engine, socket = self.engine, self.socket
+        if engine.holding and socket is not None and socket.ws is self:  # (a probe's never waits)
+            engine.unsent.setdefault(self, []).append(data)
             return
-        unsent[self] = [data]
-        if not self.engine.reading:
-            self.engine.write_soon()
+        frames = engine.unsent.pop(self, None)
+        self.write_now(data if frames is None else b"".join([*frames, data]))
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the WebSocket, after the frames still unsent (the close frame comes last)."""

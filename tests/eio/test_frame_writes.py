@@ -1,5 +1,6 @@
-"""WebSocket frames written together (``EngineServer.write_unsent``): what one loop iteration
-makes for a connection leaves in one write, in order, before any close frame."""
+"""WebSocket frames held back while more of a read is to be handled (``EngineServer.write_unsent``):
+what the messages of one read make leaves in one write per connection, in order, before any close
+frame; a frame made with nothing more to read leaves at once, in a write of its own."""
 
 from __future__ import annotations
 
@@ -20,32 +21,58 @@ class CountingHandler(EngineHandler):
         super().write_now(data)
 
 
-async def start(serve: Any, ws_connect: Any) -> tuple[Any, EngineSocket]:
-    sockets: list[EngineSocket] = []
-    engine = EngineServer(sockets.append, ping_interval=60, ping_timeout=60)
+def on_connect(socket: EngineSocket) -> None:
+    """Echo every message; "close" sends last words and closes the session."""
+
+    def on_message(data: str | bytes) -> None:
+        if data == "close":
+            socket.send("last words")
+            socket.close()
+        else:
+            socket.send(data)
+
+    socket.on_message = on_message
+
+
+def masked(*texts: str) -> bytes:
+    """Client text frames (masked, with a zero key: the payload reads as is), back to back."""
+    return b"".join(bytes([0x81, 0x80 | len(t), 0, 0, 0, 0]) + t.encode() for t in texts)
+
+
+async def start(serve: Any, ws_connect: Any) -> Any:
+    engine = EngineServer(on_connect, ping_interval=60, ping_timeout=60)
     live = await serve(engine.routes("/engine.io/", CountingHandler), engines=[engine])
     ws = await ws_connect(live.ws_url("/engine.io/", EIO=4, transport="websocket"))
-    opened = await ws.read_message()
-    assert opened.startswith("0{") and json.loads(opened[1:])["sid"] == sockets[0].sid
+    assert (await ws.read_message()).startswith("0{")
     CountingHandler.writes = []
-    return ws, sockets[0]
+    return ws
 
 
-async def test_what_one_iteration_sends_leaves_in_one_write_in_order(
+async def read(ws: Any, count: int) -> list[str | None]:
+    return [await asyncio.wait_for(ws.read_message(), 5) for _ in range(count)]
+
+
+async def test_what_one_read_makes_leaves_in_one_write_in_order(
     serve: Any, ws_connect: Any
 ) -> None:
-    ws, socket = await start(serve, ws_connect)
-    for text in ("one", "two", "three"):
-        socket.send(text)
-    assert CountingHandler.writes == [], "expected nothing written before the loop runs"
-    received = [await asyncio.wait_for(ws.read_message(), 5) for _ in range(3)]
-    assert received == ["4one", "4two", "4three"]
+    ws = await start(serve, ws_connect)
+    await ws.protocol.stream.write(masked("4one", "4two", "4three"))  # one read for the server
+    assert await read(ws, 3) == ["4one", "4two", "4three"]
     assert len(CountingHandler.writes) == 1, f"expected 1 write, got {CountingHandler.writes}"
 
 
-async def test_frames_still_unsent_go_before_the_close(serve: Any, ws_connect: Any) -> None:
-    ws, socket = await start(serve, ws_connect)
-    socket.send("last words")
-    socket.close()
-    got = [await asyncio.wait_for(ws.read_message(), 5) for _ in range(3)]
+async def test_a_lone_message_is_answered_at_once(serve: Any, ws_connect: Any) -> None:
+    ws = await start(serve, ws_connect)
+    for text in ("4one", "4two"):
+        await ws.write_message(text)
+        assert await read(ws, 1) == [text]
+    assert len(CountingHandler.writes) == 2, f"expected 2 writes, got {CountingHandler.writes}"
+
+
+async def test_frames_held_back_go_before_the_close(serve: Any, ws_connect: Any) -> None:
+    ws = await start(serve, ws_connect)
+    await ws.protocol.stream.write(masked("4close", "4unheard"))  # closed while more is to read
+    got = await read(ws, 3)
     assert got == ["4last words", "1", None], f"expected message, close packet, end; got {got}"
+    sent = json.dumps([w.decode(errors="replace") for w in CountingHandler.writes])
+    assert "unheard" not in sent, f"expected nothing after the close, got {sent}"
