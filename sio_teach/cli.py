@@ -117,6 +117,7 @@ async def trace(args: argparse.Namespace, debug: bool) -> int:
     socket = client if args.namespace == "/" else client.socket(args.namespace, args.auth)
     socket.on("disconnect", lambda reason: note(f"disconnected: {reason}"))
     client.on("reconnect_attempt", lambda n: note(f"reconnecting (attempt {n})"))
+    stop = stop_on_signals()  # before connecting: a signal meanwhile ends the trace cleanly
     try:
         await socket.connect(timeout=args.timeout)
     except ConnectError as error:
@@ -124,7 +125,6 @@ async def trace(args: argparse.Namespace, debug: bool) -> int:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(client.close(), 5.0)
         return 1
-    stop = stop_on_signals()
     until = f"for {args.seconds} s" if args.seconds is not None else "until Ctrl-C"
     note(f"connected to {args.namespace} as {socket.id}; tracing {until}")
     with contextlib.suppress(TimeoutError):

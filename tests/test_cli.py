@@ -274,6 +274,22 @@ async def test_trace_a_namespace_over_polling_until_sigterm(cli: Any, app_server
     assert not [line for line in proc.out if " ws " in line], "polling only: no WebSocket"
 
 
+async def test_trace_stopped_while_it_connects_exits_cleanly(cli: Any, app_server: Any) -> None:
+    url, sio, _seen = app_server
+    gate = asyncio.Event()
+
+    async def hold(socket: Socket) -> None:  # the namespace's CONNECT waits for the test
+        await gate.wait()
+
+    sio.use(hold, namespace="/x")
+    proc = await cli("trace", url, "--transports", "polling", "--namespace", "/x")
+    await proc.read_until(r"S1 > POST sio CONNECT +40/x,")  # connecting: the signal comes now
+    proc.proc.send_signal(signal.SIGTERM)
+    gate.set()
+    status = await proc.wait()
+    assert status == 0, f"expected a clean exit (0) after SIGTERM while connecting, got {status}"
+
+
 async def test_trace_reports_a_refused_namespace(cli: Any, app_server: Any) -> None:
     url, _sio, _seen = app_server
     proc = await cli("trace", url, "--namespace", "/nope", "--seconds", "5")
