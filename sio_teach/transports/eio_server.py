@@ -358,6 +358,9 @@ class EngineServer(EngineEvents):
         them (or the loop, if the read ended in the middle of a frame). A frame made with nothing
         more to read — a lone client's ack, a ping, a broadcast from a timer — leaves at once.
         """
+        unsent, self.unsent, self.write_scheduled = self.unsent, {}, False
+        for handler, frames in unsent.items():
+            handler.write_now(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def write_soon(self) -> None:
         """Run :meth:`write_unsent` at the loop's next iteration (once, however many wait)."""

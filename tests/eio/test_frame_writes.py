@@ -21,16 +21,23 @@ class CountingHandler(EngineHandler):
         super().write_now(data)
 
 
+SOCKETS: list[EngineSocket] = []
+
+
 def on_connect(socket: EngineSocket) -> None:
-    """Echo every message; "close" sends last words and closes the session."""
+    """Echo every message; "close" sends last words and closes the session; "tell" sends "news"
+    to the first client, "quiet" sends nothing."""
 
     def on_message(data: str | bytes) -> None:
         if data == "close":
             socket.send("last words")
             socket.close()
-        else:
+        elif data == "tell":
+            SOCKETS[0].send("news")
+        elif data != "quiet":
             socket.send(data)
 
+    SOCKETS.append(socket)
     socket.on_message = on_message
 
 
@@ -39,13 +46,18 @@ def masked(*texts: str) -> bytes:
     return b"".join(bytes([0x81, 0x80 | len(t), 0, 0, 0, 0]) + t.encode() for t in texts)
 
 
-async def start(serve: Any, ws_connect: Any) -> Any:
+async def start(serve: Any, ws_connect: Any, clients: int = 1) -> Any:
+    """``clients`` WebSocket clients of one server (pings far away); the first, or all of them."""
+    SOCKETS.clear()
     engine = EngineServer(on_connect, ping_interval=60, ping_timeout=60)
     live = await serve(engine.routes("/engine.io/", CountingHandler), engines=[engine])
-    ws = await ws_connect(live.ws_url("/engine.io/", EIO=4, transport="websocket"))
-    assert (await ws.read_message()).startswith("0{")
+    opened = []
+    for _ in range(clients):
+        ws = await ws_connect(live.ws_url("/engine.io/", EIO=4, transport="websocket"))
+        assert (await ws.read_message()).startswith("0{")
+        opened.append(ws)
     CountingHandler.writes = []
-    return ws
+    return opened[0] if clients == 1 else opened
 
 
 async def read(ws: Any, count: int) -> list[str | None]:
@@ -76,3 +88,23 @@ async def test_frames_held_back_go_before_the_close(serve: Any, ws_connect: Any)
     assert got == ["4last words", "1", None], f"expected message, close packet, end; got {got}"
     sent = json.dumps([w.decode(errors="replace") for w in CountingHandler.writes])
     assert "unheard" not in sent, f"expected nothing after the close, got {sent}"
+
+
+async def test_frames_held_for_another_connection_leave_when_the_read_ends(
+    serve: Any, ws_connect: Any
+) -> None:
+    first, second = await start(serve, ws_connect, clients=2)
+    # one read: "tell" makes a frame for the first client, held while "quiet" is still to handle
+    await second.protocol.stream.write(masked("4tell", "4quiet"))
+    assert await read(first, 1) == ["4news"], "expected the held frame when the read ended"
+
+
+async def test_frames_held_when_a_read_ends_inside_a_frame_leave_at_the_next_iteration(
+    serve: Any, ws_connect: Any
+) -> None:
+    ws = await start(serve, ws_connect)
+    rest = masked("4two")
+    await ws.protocol.stream.write(masked("4one") + rest[:3])  # "4one", then a frame cut short
+    assert await read(ws, 1) == ["4one"], "expected the echo before the rest of the read"
+    await ws.protocol.stream.write(rest[3:])
+    assert await read(ws, 1) == ["4two"]
