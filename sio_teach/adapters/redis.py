@@ -24,6 +24,7 @@ The connection, the publisher, the subscriber and the bookkeeping of requests ar
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Callable, Iterable
@@ -63,10 +64,7 @@ def redis_adapter(
     Redis at ``url``. ``key`` is the channel prefix; ``requests_timeout`` (seconds) bounds every
     question to the other nodes (reference ``requestsTimeout``, default 5000 ms)."""
 
-    def factory(nsp: str, send: Send) -> RedisAdapter:
-        return RedisAdapter(nsp, send, url=url, key=key, requests_timeout=requests_timeout)
-
-    return factory
+    return functools.partial(RedisAdapter, url=url, key=key, requests_timeout=requests_timeout)
 
 
 # -- the wire format -------------------------------------------------------------------------

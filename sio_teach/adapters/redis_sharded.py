@@ -28,6 +28,7 @@ The connection, its two tasks and the bookkeeping of requests are ``redis_base.p
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import secrets
 from collections.abc import Callable, Iterable
@@ -101,17 +102,13 @@ def redis_sharded_adapter(
     if subscription_mode not in SUBSCRIPTION_MODES:
         raise ValueError(f"subscription_mode must be one of {SUBSCRIPTION_MODES}")
 
-    def factory(nsp: str, send: Send) -> ShardedRedisAdapter:
-        return ShardedRedisAdapter(
-            nsp,
-            send,
-            url=url,
-            key=key,
-            subscription_mode=subscription_mode,
-            requests_timeout=requests_timeout,
-        )
-
-    return factory
+    return functools.partial(
+        ShardedRedisAdapter,
+        url=url,
+        key=key,
+        subscription_mode=subscription_mode,
+        requests_timeout=requests_timeout,
+    )
 
 
 class ShardedRedisAdapter(RedisBaseAdapter):

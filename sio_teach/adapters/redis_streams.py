@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import re
@@ -138,19 +139,15 @@ def redis_streams_adapter(
     Redis at ``url`` through the stream ``stream_name`` (trimmed to about ``max_len`` entries;
     reference ``streamName``, ``maxLen``, ``channelPrefix``, ``sessionKeyPrefix``)."""
 
-    def factory(nsp: str, send: Send) -> RedisStreamsAdapter:
-        return RedisStreamsAdapter(
-            nsp,
-            send,
-            url=url,
-            stream_name=stream_name,
-            max_len=max_len,
-            channel_prefix=channel_prefix,
-            session_key_prefix=session_key_prefix,
-            requests_timeout=requests_timeout,
-        )
-
-    return factory
+    return functools.partial(
+        RedisStreamsAdapter,
+        url=url,
+        stream_name=stream_name,
+        max_len=max_len,
+        channel_prefix=channel_prefix,
+        session_key_prefix=session_key_prefix,
+        requests_timeout=requests_timeout,
+    )
 
 
 # -- the wire format -------------------------------------------------------------------------

@@ -462,12 +462,13 @@ class EngineHandler(tornado.websocket.WebSocketHandler):
             return
         connection = self.ws_connection
         # more messages already read and waiting in Tornado's buffer: what this one makes waits
-        engine.holding = connection is not None and bool(connection.stream._read_buffer_size)  # type: ignore[attr-defined]
+        more = connection is not None and bool(connection.stream._read_buffer_size)  # type: ignore[attr-defined]
+        engine.holding = more
         try:
             self.receive(socket, message)
         finally:
-            held, engine.holding = engine.holding, False
-        if engine.unsent and not held:  # the last message of the read: what waits goes now
+            engine.holding = False
+        if engine.unsent and not more:  # the last message of the read: what waits goes now
             engine.write_unsent()
         elif engine.unsent:  # the next message of the read writes it (or the loop, if it is cut)
             engine.write_soon()
